@@ -1,0 +1,1 @@
+"""Offline evaluation harness for the paper RAG chatbot."""

@@ -1,0 +1,139 @@
+"""The public Python API: ``rag.load()`` returns an ``App`` that ingests, searches and answers.
+
+Components (embedding model, Qdrant store, LLM) are built lazily from the settings on first
+use, or injected (tests pass fakes). One App is safe to share between threads.
+
+Example:
+    >>> import rag
+    >>> app = rag.load(data_dir="/tmp/rag-doc", **{"store.backend": "server", "store.url": ":memory:"}, embedder=FakeEmbedder())
+    >>> app.ingest(["data/sample"], progress=False).papers
+    342
+    >>> app.search("Chinese multimodal math benchmark", k=1)[0].title
+    'CMM-Math: A Chinese Multimodal Math Dataset To Evaluate and Enhance the Mathematics Reasoning of Large Multimodal Models'
+    >>> app.close()
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from rag.config import Settings
+from rag.corpus import load_papers
+from rag.ingest import IngestReport, ingest_papers
+from rag.retrieval import Hit, Retrieval, Retriever
+from rag.testing import FakeEmbedder  # noqa: F401  (used by the docstring example)
+
+log = logging.getLogger(__name__)
+
+
+class App:
+    def __init__(self, settings: Settings, embedder=None, store=None, generator=None):
+        self.settings = settings
+        self._embedder = embedder
+        self._store = store
+        self._generator = generator
+        self._retriever: Retriever | None = None
+        self._lock = threading.RLock()  # guards lazy construction and the (non re-entrant) store
+
+    # -- components -------------------------------------------------------------------
+    @property
+    def embedder(self):
+        with self._lock:
+            if self._embedder is None:
+                from rag.embedding import Embedder
+
+                self._embedder = Embedder(self.settings.embedding)
+            return self._embedder
+
+    @property
+    def collection(self) -> str:
+        return f"{self.settings.store.collection}_{self.settings.index_fingerprint()}"
+
+    @property
+    def store(self):
+        with self._lock:
+            if self._store is None:
+                from rag.store import open_store
+
+                dim = self.embedder.dim
+                self._store = open_store(self.settings.store, self.settings.data_dir, self.collection, dim)
+            return self._store
+
+    @property
+    def retriever(self) -> Retriever:
+        with self._lock:
+            if self._retriever is None:
+                self._retriever = Retriever(self.embedder, self.store, self.settings.retrieval, self._lock)
+            return self._retriever
+
+    @property
+    def generator(self):
+        with self._lock:
+            if self._generator is None:
+                from rag.generation import build_generator
+
+                self._generator = build_generator(self.settings.generation, self.settings.cache_dir)
+            return self._generator
+
+    # -- ingest and search ------------------------------------------------------------
+    def ingest(self, paths: list[str | Path] | None = None, progress: bool = True) -> IngestReport:
+        """Index corpus files (default: the configured corpus, the bundled sample).
+
+        The files are parsed completely first, so a malformed file changes nothing.
+        """
+        t = time.perf_counter()
+        papers = load_papers(paths or self.settings.corpus)
+        parse_s = time.perf_counter() - t
+        with self._lock:
+            report = ingest_papers(papers, self.settings, self.embedder, self.store, progress=progress)
+        report.parse_seconds = parse_s
+        report.seconds += parse_s
+        report.collection = self.collection
+        log.info("ingest: %s", report.summary())
+        return report
+
+    def retrieve(self, query: str, k: int | None = None, filters: dict | None = None, **kw: Any) -> Retrieval:
+        """Search with timings and the best dense score (what answering needs)."""
+        return self.retriever.search(query, k=k, filters=filters, **kw)
+
+    def search(self, query: str, k: int = 5, filters: dict | None = None, mode: str | None = None,
+               one_per_paper: bool | None = None) -> list[Hit]:
+        """Best hits first, one per paper unless ``one_per_paper=False``.
+
+        ``filters``: ``{"title": ..., "date": "Mar 13", "page": "000_f8d5cab1cc16e04b.txt", "paper_id": ...}``
+        (a string or a list of strings each). ``mode``: hybrid (default), dense or sparse.
+        """
+        return self.retrieve(query, k=k, filters=filters, mode=mode, one_per_paper=one_per_paper).hits
+
+    def count(self) -> int:
+        with self._lock:
+            return self.store.count()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+                self._retriever = None
+            if self._generator is not None and hasattr(self._generator, "close"):
+                self._generator.close()
+                self._generator = None
+
+    def __enter__(self) -> "App":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def load(config: str | Path | dict | None = None, *, embedder=None, store=None, generator=None, **overrides: Any) -> App:
+    """Build an App from a preset (``cpu``, ``gpu``), a YAML file or a dict, plus overrides.
+
+    Overrides are settings by name, dotted for sections: ``rag.load(data_dir="idx", **{"retrieval.k": 8})``.
+    """
+    settings = Settings.load(config, **overrides)
+    return App(settings, embedder=embedder, store=store, generator=generator)

@@ -1,0 +1,83 @@
+"""Chunking: split each abstract with llama-index's SentenceSplitter; every chunk knows its paper.
+
+The embedded text starts with the paper title, so a chunk from the middle of an abstract
+still matches questions that name the paper.
+
+Example:
+    >>> from rag.corpus import Paper
+    >>> from rag.config import ChunkSettings
+    >>> chunks = chunk_papers([Paper("Tiny", "One sentence. Two sentences.", ["p (Mar 1)"])], ChunkSettings())
+    >>> chunks[0].embed_text
+    'Tiny\\nOne sentence. Two sentences.'
+    >>> chunks[0].point_id == chunk_papers([Paper("Tiny", "One sentence. Two sentences.")], ChunkSettings())[0].point_id
+    True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from functools import lru_cache
+
+from rag.config import ChunkSettings
+from rag.corpus import PAPER_NAMESPACE, Paper
+
+
+@dataclass(frozen=True)
+class Chunk:
+    paper: Paper
+    index: int  # position of the chunk in its abstract
+    count: int  # chunks in this abstract
+    text: str  # the passage itself
+
+    @property
+    def embed_text(self) -> str:
+        """What is embedded and BM25-indexed: title + passage."""
+        return f"{self.paper.title}\n{self.text}"
+
+    @property
+    def point_id(self) -> str:
+        """uuid5 of (paper, chunk index, content): same content, same id, so re-ingest adds nothing."""
+        return str(uuid.uuid5(PAPER_NAMESPACE, f"{self.paper.paper_id}/{self.index}/{self.embed_text}"))
+
+    def payload(self, paper_hash: str) -> dict:
+        p = self.paper
+        return {
+            "paper_id": p.paper_id,
+            "title": p.title,
+            "text": self.text,
+            "chunk": self.index,
+            "chunks": self.count,
+            "pages": list(p.pages),
+            "dates": sorted({pg.rsplit("(", 1)[-1].rstrip(")") for pg in p.pages if pg.endswith(")")}),
+            "paper_hash": paper_hash,
+            **{k: v for k, v in p.metadata.items() if k not in ("title", "text")},
+        }
+
+
+@lru_cache(maxsize=8)
+def _splitter(chunk_size: int, chunk_overlap: int):
+    from llama_index.core.node_parser import SentenceSplitter
+
+    return SentenceSplitter(chunk_size=chunk_size, chunk_overlap=min(chunk_overlap, chunk_size // 2))
+
+
+def split_text(text: str, settings: ChunkSettings) -> list[str]:
+    return [t for t in _splitter(settings.chunk_size, settings.chunk_overlap).split_text(text) if t.strip()] or [text]
+
+
+def paper_hash(paper: Paper, settings: ChunkSettings) -> str:
+    """Hash of everything stored for a paper; a change means its chunks are replaced."""
+    key = "\x1f".join([paper.title, paper.abstract, "|".join(paper.pages), repr(sorted(paper.metadata.items())),
+                      str(settings.chunk_size), str(settings.chunk_overlap)])
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def chunk_paper(paper: Paper, settings: ChunkSettings) -> list[Chunk]:
+    parts = split_text(paper.abstract, settings)
+    return [Chunk(paper, i, len(parts), t) for i, t in enumerate(parts)]
+
+
+def chunk_papers(papers: list[Paper], settings: ChunkSettings) -> list[Chunk]:
+    return [c for p in papers for c in chunk_paper(p, settings)]

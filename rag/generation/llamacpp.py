@@ -1,0 +1,163 @@
+"""llama.cpp backend (xllamacpp, in-process): GGUF models on CPU (or GPU offload), JSON-schema output.
+
+Example:
+    >>> from rag.config import GenerationSettings
+    >>> gen = LlamaCppGenerator(GenerationSettings(model="smollm2-135m-instruct-q4_1", n_ctx=2048), cache)  # doctest: +SKIP
+    >>> for piece in gen.stream([{"role": "user", "content": "Say hi"}], max_new_tokens=8):  # doctest: +SKIP
+    ...     print(piece, end="")
+    >>> gen.complete(msgs, json_schema={"type": "object", "properties": {"a": {"type": "string"}}})  # doctest: +SKIP
+    '{"a": "..."}'
+
+xllamacpp streams through a callback that runs inside ``handle_chat_completions``; a worker thread
+runs that call and a queue turns the callbacks into an iterator. Returning True from the callback
+stops generation, which is how an early-closed iterator cancels the request.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import secrets
+import threading
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+from rag.config import GenerationSettings
+from rag.errors import GenerationError, MissingExtraError
+from rag.generation.base import Generator, validate_messages
+from rag.models import PYPI_MODELS, resolve_gguf
+
+log = logging.getLogger(__name__)
+_DONE = object()
+
+
+def _error_message(chunk: dict) -> str | None:
+    """The error text of a server reply, or None for a normal chunk."""
+    if "error" in chunk:
+        err = chunk["error"]
+        return err.get("message", json.dumps(err)) if isinstance(err, dict) else str(err)
+    if "choices" not in chunk and "message" in chunk and ("code" in chunk or "type" in chunk):
+        return str(chunk["message"])
+    return None
+
+
+class LlamaCppGenerator(Generator):
+    """A GGUF model served in-process by llama.cpp; thread-safe (one generation at a time)."""
+
+    supports_json_schema = True
+
+    def __init__(self, settings: GenerationSettings, cache_dir: Path):
+        try:
+            import xllamacpp as xlc
+        except ImportError as e:
+            raise MissingExtraError(f"the llamacpp backend needs xllamacpp: re-run scripts/setup.sh ({e})") from None
+        self.settings = settings
+        self.path = resolve_gguf(settings.model, Path(cache_dir))
+        self.model_id = settings.model if settings.model in PYPI_MODELS else self.path.name
+        self.last_timings: dict = {}  # llama.cpp timings of the last finished generation
+        threads = settings.n_threads or os.cpu_count() or 1
+        p = xlc.CommonParams()
+        p.model.path = str(self.path)
+        p.n_ctx = settings.n_ctx
+        p.n_parallel = 1
+        p.cpuparams.n_threads = threads
+        p.cpuparams_batch.n_threads = threads
+        p.n_gpu_layers = 999 if settings.n_gpu_layers < 0 else settings.n_gpu_layers
+        p.sampling.seed = settings.seed
+        p.verbosity = 3 if log.isEnabledFor(logging.DEBUG) else -1  # -1 silences llama.cpp's stderr log
+        # The in-process server also listens on 127.0.0.1:<random port>; a random key keeps it private.
+        self._api_key = secrets.token_urlsafe(24)
+        p.api_keys = [self._api_key]
+        log.info("loading %s with llama.cpp (n_ctx=%d, threads=%d)", self.path.name, settings.n_ctx, threads)
+        try:
+            self._server = xlc.Server(p)
+        except Exception as e:
+            raise GenerationError(
+                f"llama.cpp could not load {self.path}: {e}. Check the file, or lower n_ctx / n_gpu_layers"
+            ) from None
+        self._lock = threading.Lock()
+
+    def stream(
+        self,
+        messages: list[dict],
+        *,
+        max_new_tokens: int | None = None,
+        temperature: float | None = None,
+        json_schema: dict | None = None,
+    ) -> Iterator[str]:
+        self.check_schema_support(json_schema)
+        request = {
+            "messages": validate_messages(messages),
+            "max_tokens": max_new_tokens or self.settings.max_new_tokens,
+            "temperature": self.settings.temperature if temperature is None else temperature,
+            "seed": self.settings.seed,
+            "stream": True,
+        }
+        if json_schema is not None:
+            request["response_format"] = {"type": "json_schema", "json_schema": {"schema": json_schema}}
+        return self._stream(request)
+
+    def _stream(self, request: dict) -> Iterator[str]:
+        with self._lock:
+            server = self._server
+            if server is None:
+                raise GenerationError("this generator was closed; build a new one")
+            chunks: queue.Queue = queue.Queue()
+            stop = threading.Event()
+
+            def on_chunk(chunk: dict) -> bool:  # called by llama.cpp; True = stop generating
+                if stop.is_set():
+                    return True
+                chunks.put(chunk)
+                return False
+
+            def work() -> None:
+                try:
+                    server.handle_chat_completions(request, on_chunk)
+                except Exception as e:  # invalid requests raise (e.g. ValueError)
+                    chunks.put(e)
+                finally:
+                    chunks.put(_DONE)
+
+            worker = threading.Thread(target=work, name="llamacpp-generate", daemon=True)
+            worker.start()
+            try:
+                while (chunk := chunks.get()) is not _DONE:
+                    if isinstance(chunk, Exception):
+                        raise GenerationError(f"llama.cpp rejected the request: {chunk}")
+                    if (msg := _error_message(chunk)) is not None:
+                        raise GenerationError(f"llama.cpp error: {msg}")
+                    if "timings" in chunk:
+                        self.last_timings = chunk["timings"]
+                    for choice in chunk.get("choices", ()):
+                        piece = (choice.get("delta") or {}).get("content")
+                        if piece:
+                            yield piece
+            finally:
+                stop.set()  # consumer stopped early or an error: the next callback cancels the request
+                worker.join()
+
+    def count_tokens(self, text: str) -> int:
+        """Exact count from the model's tokenizer (server /tokenize); len(text)//4 if that fails."""
+        server = self._server
+        if server is None:
+            return super().count_tokens(text)
+        try:
+            req = urllib.request.Request(
+                server.listening_address.rstrip("/") + "/tokenize",
+                data=json.dumps({"content": text}).encode(),
+                headers={"Content-Type": "application/json", "Authorization": f"Bearer {self._api_key}"},
+            )
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return len(json.loads(r.read())["tokens"])
+        except Exception as e:  # never fail prompt budgeting over this
+            log.debug("tokenize failed (%s); estimating", e)
+            return super().count_tokens(text)
+
+    def close(self) -> None:
+        with self._lock:
+            server, self._server = self._server, None
+        del server  # the C++ destructor stops the server loop and frees the model

@@ -1,0 +1,105 @@
+"""Retrieval: embed the query, run hybrid (dense + BM25, RRF in Qdrant), keep one hit per paper.
+
+Example:
+    >>> from rag.testing import FakeEmbedder
+    >>> from rag.store import open_store
+    >>> from rag.config import Settings
+    >>> from rag.corpus import Paper
+    >>> from rag.ingest import ingest_papers
+    >>> s = Settings.load(None, **{"store.backend": "server", "store.url": ":memory:"})
+    >>> store = open_store(s.store, s.data_dir, "doc", dim=FakeEmbedder.dim)
+    >>> _ = ingest_papers([Paper("Cats", "Cats purr."), Paper("Dogs", "Dogs bark loudly.")], s, FakeEmbedder(), store, progress=False)
+    >>> [h.title for h in Retriever(FakeEmbedder(), store, s.retrieval).search("why do dogs bark", k=1).hits]
+    ['Dogs']
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+
+from rag.config import RetrievalSettings
+from rag.errors import InputError
+from rag.store import QuerySpec, VectorStore, sparse_query
+
+MAX_QUERY_CHARS = 10_000
+
+
+@dataclass
+class Hit:
+    """One retrieved paper (its best-matching chunk)."""
+
+    title: str
+    score: float
+    text: str
+    paper_id: str
+    chunk: int = 0
+    pages: list[str] = field(default_factory=list)
+    metadata: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Retrieval:
+    """Hits plus what refusal and timing need."""
+
+    query: str
+    hits: list[Hit]
+    best_dense: float  # cosine similarity of the closest chunk (for the refusal threshold)
+    embed_ms: float
+    search_ms: float
+
+
+class Retriever:
+    def __init__(self, embedder, store: VectorStore, settings: RetrievalSettings, lock: threading.RLock | None = None):
+        self.embedder = embedder
+        self.store = store
+        self.settings = settings
+        self._lock = lock or threading.RLock()
+
+    def search(self, query: str, k: int | None = None, filters: dict | None = None, mode: str | None = None,
+               one_per_paper: bool | None = None) -> Retrieval:
+        query = check_query(query)
+        s = self.settings
+        k = k or s.k
+        mode = mode or s.mode
+        per_paper = s.one_per_paper if one_per_paper is None else one_per_paper
+        if not 1 <= k <= 1000:
+            raise InputError(f"k must be between 1 and 1000, got {k}")
+        t0 = time.perf_counter()
+        dense = self.embedder.embed_query(query)
+        t1 = time.perf_counter()
+        sparse = sparse_query(query)
+        limit = k * 4 if per_paper else k  # several chunks of one paper may rank together
+        spec = QuerySpec(dense=dense, sparse=sparse, mode=mode, limit=max(limit, k), prefetch=max(s.prefetch, limit),
+                         rrf_k=s.rrf_k, weights=(s.dense_weight, s.sparse_weight), filters=filters or {})
+        with self._lock:
+            stored = self.store.query(spec)
+            top = self.store.query(QuerySpec(dense=dense, mode="dense", limit=1, filters=filters or {}))
+        t2 = time.perf_counter()
+        hits, seen = [], set()
+        for h in stored:
+            p = h.payload
+            if per_paper and p["paper_id"] in seen:
+                continue
+            seen.add(p["paper_id"])
+            meta = {key: v for key, v in p.items() if key not in ("title", "text", "paper_id", "chunk", "pages", "paper_hash")}
+            hits.append(Hit(p["title"], h.score, p["text"], p["paper_id"], p.get("chunk", 0), p.get("pages", []), meta))
+            if len(hits) == k:
+                break
+        return Retrieval(query, hits, top[0].score if top else 0.0, (t1 - t0) * 1000, (t2 - t1) * 1000)
+
+
+def check_query(query: str) -> str:
+    """Reject empty or huge queries with a clear message; strip control characters."""
+    if not isinstance(query, str):
+        raise InputError("the question must be text")
+    cleaned = "".join(ch if ch.isprintable() or ch in "\n\t" else " " for ch in query).strip()
+    if not cleaned:
+        raise InputError("the question is empty: type a question about the indexed papers")
+    if len(cleaned) > MAX_QUERY_CHARS:
+        raise InputError(f"the question is {len(cleaned):,} characters; keep it under {MAX_QUERY_CHARS:,}")
+    return cleaned

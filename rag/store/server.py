@@ -1,0 +1,106 @@
+"""Server backend: qdrant-client against a Qdrant server or cluster by URL.
+
+``url=":memory:"`` runs qdrant-client's local mode in memory (the stand-in for a server in
+tests). Local mode on disk is deliberately not offered: it is slow and not thread-safe.
+"""
+
+from __future__ import annotations
+
+import os
+
+from rag.errors import StoreError
+from rag.store import DENSE, FILTER_FIELDS, SPARSE, PointData, QuerySpec, StoredHit, VectorStore, normalize_filters
+
+
+class ServerStore(VectorStore):
+    def __init__(self, url: str, api_key: str | None, collection: str, dim: int):
+        from qdrant_client import QdrantClient, models
+
+        self._m = models
+        self.name = f"server:{url}/{collection}"
+        self.collection = collection
+        try:
+            if url == ":memory:":
+                self._client = QdrantClient(location=":memory:")
+            else:
+                self._client = QdrantClient(url=url, api_key=api_key or os.environ.get("QDRANT_API_KEY"), timeout=30)
+            exists = self._client.collection_exists(collection)
+        except Exception as e:
+            raise StoreError(f"cannot reach the Qdrant server at {url}: {e}. Is it running? (or use store.backend: edge)") from None
+        if exists:
+            size = self._client.get_collection(collection).config.params.vectors[DENSE].size
+            if size != dim:
+                raise StoreError(f"collection {collection} holds {size}-d vectors, the model gives {dim}-d")
+            return
+        self._client.create_collection(
+            collection,
+            vectors_config={DENSE: models.VectorParams(size=dim, distance=models.Distance.COSINE)},
+            sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+        )
+        if url == ":memory:":
+            return  # local mode ignores payload indexes (and warns)
+        for field in ["paper_id", *FILTER_FIELDS.values()]:
+            self._client.create_payload_index(collection, field, models.PayloadSchemaType.KEYWORD)
+
+    def _filter(self, filters: dict):
+        m = self._m
+        conds = [m.FieldCondition(key=k, match=m.MatchAny(any=v)) for k, v in normalize_filters(filters).items()]
+        return m.Filter(must=conds) if conds else None
+
+    def _paper_filter(self, paper_id: str):
+        m = self._m
+        return m.Filter(must=[m.FieldCondition(key="paper_id", match=m.MatchValue(value=paper_id))])
+
+    def upsert(self, points: list[PointData]) -> None:
+        m = self._m
+        pts = [
+            m.PointStruct(id=p.id, vector={DENSE: p.dense, SPARSE: m.SparseVector(indices=p.sparse.indices, values=p.sparse.values)}, payload=p.payload)
+            for p in points
+        ]
+        self._client.upsert(self.collection, pts, wait=True)
+
+    def delete_paper(self, paper_id: str) -> None:
+        self._client.delete(self.collection, points_selector=self._m.FilterSelector(filter=self._paper_filter(paper_id)), wait=True)
+
+    def payloads(self, ids: list[str], fields: list[str]) -> dict[str, dict]:
+        recs = self._client.retrieve(self.collection, ids, with_payload=fields, with_vectors=False)
+        return {str(r.id): dict(r.payload or {}) for r in recs}
+
+    def count(self, paper_id: str | None = None) -> int:
+        flt = self._paper_filter(paper_id) if paper_id else None
+        return self._client.count(self.collection, count_filter=flt, exact=True).count
+
+    def query(self, spec: QuerySpec) -> list[StoredHit]:
+        m = self._m
+        params = m.SearchParams(exact=True) if spec.exact else None
+        flt = self._filter(spec.filters)
+        sparse = m.SparseVector(indices=spec.sparse.indices, values=spec.sparse.values) if spec.sparse else None
+        if spec.mode == "hybrid":
+            res = self._client.query_points(
+                self.collection,
+                prefetch=[
+                    m.Prefetch(query=spec.dense, using=DENSE, limit=spec.prefetch, filter=flt, params=params),
+                    m.Prefetch(query=sparse, using=SPARSE, limit=spec.prefetch, filter=flt, params=params),
+                ],
+                query=m.RrfQuery(rrf=m.Rrf(k=spec.rrf_k, weights=list(spec.weights))),
+                limit=spec.limit,
+                with_payload=True,
+            )
+        else:
+            res = self._client.query_points(
+                self.collection, query=spec.dense if spec.mode == "dense" else sparse,
+                using=DENSE if spec.mode == "dense" else SPARSE, limit=spec.limit, query_filter=flt,
+                search_params=params, with_payload=True,
+            )
+        return [StoredHit(str(p.id), float(p.score), dict(p.payload or {})) for p in res.points]
+
+    def optimize(self) -> None:
+        pass  # a server builds its HNSW index in the background
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        if getattr(self, "_client", None) is not None:
+            self._client.close()
+            self._client = None

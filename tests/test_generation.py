@@ -1,0 +1,165 @@
+"""Generator interface, backend selection and error handling; slow tests load SmolLM2 for real."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+
+import pytest
+
+from rag.config import GenerationSettings
+from rag.errors import GenerationError, InputError, MissingExtraError
+from rag.generation import Generator, build_generator
+from rag.generation.base import validate_messages
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+SMOL = "smollm2-135m-instruct-q4_1"
+QUESTION = [
+    {"role": "system", "content": "You answer in one short sentence."},
+    {"role": "user", "content": "What is the capital of France?"},
+]
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "answer": {"type": "string"},
+        "found": {"type": "boolean"},
+        "source": {"type": "integer", "minimum": 1, "maximum": 5},
+    },
+    "required": ["answer", "found", "source"],
+    "additionalProperties": False,
+}
+
+
+class Words(Generator):
+    model_id = "words"
+
+    def stream(self, messages, *, max_new_tokens=None, temperature=None, json_schema=None):
+        self.check_schema_support(json_schema)
+        yield from validate_messages(messages)[-1]["content"].split()
+
+
+def test_base_complete_and_schema_support():
+    g = Words()
+    assert g.complete([{"role": "user", "content": "a b c"}]) == "abc"
+    assert g.count_tokens("x" * 40) == 10
+    with pytest.raises(NotImplementedError, match="llamacpp"):
+        g.complete([{"role": "user", "content": "a"}], json_schema={"type": "object"})
+
+
+@pytest.mark.parametrize("bad", [[], [{"role": "robot", "content": "x"}], [{"role": "user", "content": None}]])
+def test_invalid_messages(bad):
+    with pytest.raises(InputError):
+        validate_messages(bad)
+
+
+def _torch_cuda():
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@pytest.mark.parametrize("quant", ["4bit", "8bit"])
+def test_quantization_without_cuda_is_a_clear_error(quant, tmp_path):
+    if _torch_cuda():
+        pytest.skip("CUDA available")
+    s = GenerationSettings(backend="transformers", model=SMOL, quantization=quant)
+    with pytest.raises(GenerationError, match=f"{quant[0]}-bit quantization needs a CUDA GPU"):
+        build_generator(s, tmp_path)
+
+
+def test_missing_bitsandbytes_names_gpu_extra(tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # import fails
+    s = GenerationSettings(backend="transformers", model=SMOL, quantization="4bit", device="cuda")
+    with pytest.raises(MissingExtraError, match=r"paper-rag\[gpu\]"):
+        build_generator(s, tmp_path)
+
+
+def test_llamacpp_error_chunks_are_recognised():
+    from rag.generation.llamacpp import _error_message
+
+    assert _error_message({"error": {"code": 400, "message": "too long"}}) == "too long"
+    assert _error_message({"code": 500, "type": "server_error", "message": "boom"}) == "boom"
+    assert _error_message({"choices": [{"delta": {"content": "hi"}}]}) is None
+
+
+# ---- slow: real models -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def llama(tmp_path_factory):
+    g = build_generator(GenerationSettings(model=SMOL, n_ctx=2048, max_new_tokens=24), tmp_path_factory.mktemp("cache"))
+    yield g
+    g.close()
+
+
+@pytest.mark.slow
+def test_llamacpp_streams_an_answer(llama):
+    pieces = list(llama.stream(QUESTION, max_new_tokens=24))
+    assert len(pieces) > 2
+    assert "paris" in "".join(pieces).lower()
+    assert llama.model_id == SMOL
+    assert llama.count_tokens("hello world, how are you") == 6
+
+
+@pytest.mark.slow
+def test_llamacpp_early_close_then_reuse(llama):
+    it = llama.stream(QUESTION, max_new_tokens=100)
+    next(it)
+    it.close()  # cancels the request and releases the engine
+    assert "paris" in llama.complete(QUESTION, max_new_tokens=24).lower()
+
+
+@pytest.mark.slow
+def test_llamacpp_json_schema_output(llama):
+    out = json.loads(llama.complete(QUESTION, max_new_tokens=80, json_schema=SCHEMA))
+    assert set(out) == {"answer", "found", "source"}
+    assert isinstance(out["answer"], str) and isinstance(out["found"], bool)
+    assert isinstance(out["source"], int) and 1 <= out["source"] <= 5
+
+
+@pytest.mark.slow
+def test_llamacpp_threads_and_errors(llama):
+    results: dict[int, str] = {}
+
+    def ask(i):
+        results[i] = llama.complete(QUESTION, max_new_tokens=12)
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert len(results) == 3 and len(set(results.values())) == 1  # greedy: identical answers
+    with pytest.raises(GenerationError, match="context size"):
+        llama.complete([{"role": "user", "content": "word " * 3000}], max_new_tokens=4)
+    assert llama.complete(QUESTION, max_new_tokens=12) == results[0]
+
+
+@pytest.mark.slow
+def test_transformers_via_converted_gguf(tmp_path, monkeypatch):
+    import torch
+
+    s = GenerationSettings(backend="transformers", model=SMOL, n_ctx=2048, max_new_tokens=24)
+    g = build_generator(s, tmp_path)
+    assert (tmp_path / "hf").is_dir()
+    assert g.supports_json_schema is False
+    it = g.stream(QUESTION)
+    first = next(it)
+    it.close()
+    assert first
+    assert "paris" in g.complete(QUESTION).lower()
+
+    def oom(*a, **kw):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(g.model, "generate", oom)
+    with pytest.raises(GenerationError, match="out of GPU memory.*smaller model"):
+        g.complete(QUESTION)
+    monkeypatch.undo()
+    assert "paris" in g.complete(QUESTION).lower()  # usable again after the error
+    g.close()
