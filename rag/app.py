@@ -19,9 +19,12 @@ import logging
 import threading
 import time
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
+from rag.answer import Answer
 from rag.config import Settings
+from rag.errors import InputError
 from rag.corpus import load_papers
 from rag.ingest import IngestReport, ingest_papers
 from rag.retrieval import Hit, Retrieval, Retriever
@@ -37,6 +40,7 @@ class App:
         self._store = store
         self._generator = generator
         self._retriever: Retriever | None = None
+        self._answerer = None
         self._lock = threading.RLock()  # guards lazy construction and the (non re-entrant) store
 
     # -- components -------------------------------------------------------------------
@@ -109,6 +113,36 @@ class App:
         """
         return self.retrieve(query, k=k, filters=filters, mode=mode, one_per_paper=one_per_paper).hits
 
+    # -- answers ---------------------------------------------------------------------
+    @property
+    def answerer(self):
+        from rag.pipeline import Answerer
+
+        with self._lock:
+            if self._answerer is None:
+                self._answerer = Answerer(self)
+            return self._answerer
+
+    def ask(self, question: str, k: int | None = None, filters: dict | None = None, closed_book: bool = False) -> Answer:
+        """A cited answer (or the fixed refusal). ``closed_book=True``: the LLM alone, no retrieval."""
+        if closed_book:
+            return self.answerer.closed_book(question)
+        return _last(self.ask_stream(question, k=k, filters=filters))
+
+    def ask_stream(self, question: str, k: int | None = None, filters: dict | None = None,
+                   history: list[dict] | None = None) -> Iterator[str | Answer]:
+        """Yield text pieces as the model writes them, then the final ``Answer`` (with cleaned, cited text)."""
+        return self.answerer.stream(question, k=k, filters=filters, history=history)
+
+    def chat(self, messages: list[dict], k: int | None = None, filters: dict | None = None) -> Answer:
+        """Answer the last user message of a conversation; earlier turns resolve follow-ups."""
+        return _last(self.chat_stream(messages, k=k, filters=filters))
+
+    def chat_stream(self, messages: list[dict], k: int | None = None, filters: dict | None = None) -> Iterator[str | Answer]:
+        if not messages or messages[-1].get("role") != "user":
+            raise InputError("chat needs a list of messages ending with the user's question")
+        return self.ask_stream(messages[-1].get("content", ""), k=k, filters=filters, history=messages[:-1])
+
     def count(self) -> int:
         with self._lock:
             return self.store.count()
@@ -128,6 +162,14 @@ class App:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _last(stream: Iterator[str | Answer]) -> Answer:
+    answer = None
+    for item in stream:
+        answer = item
+    assert isinstance(answer, Answer)
+    return answer
 
 
 def load(config: str | Path | dict | None = None, *, embedder=None, store=None, generator=None, **overrides: Any) -> App:

@@ -108,6 +108,10 @@ class AnswerSettings(_Section):
     min_retrieval_score: float = Field(
         0.0, description="Refuse without calling the LLM when the best dense cosine similarity is under this (calibrated on the dev set)."
     )
+    output: Literal["json", "text"] = Field(
+        "json", description="json: output constrained to {found, answer} (llama.cpp); text: free text. Falls back to text when the backend cannot constrain."
+    )
+    llm_sources: int = Field(3, ge=1, le=20, description="How many of the retrieved hits are numbered sources in the prompt.")
     max_question_chars: int = Field(2000, ge=10, description="Longer questions are rejected with a clear error.")
     max_source_chars: int = Field(1200, ge=100, description="Characters of each source passage put in the prompt.")
     attribution_threshold: float = Field(

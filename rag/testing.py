@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
 
@@ -34,3 +35,74 @@ class FakeEmbedder:
 
     def embed_query(self, text: str) -> list[float]:
         return self._vec(text)
+
+
+class FakeGenerator:
+    """A deterministic stand-in LLM that answers by quoting the best-matching source sentence.
+
+    It understands the three prompts the pipeline sends (sourced answer, closed book, follow-up
+    rewrite), honours ``json_schema`` with ``{"found", "answer"}``, streams word by word, and
+    refuses when no source shares enough words with the question. ``fail=True`` raises, to test
+    error paths.
+    """
+
+    model_id = "fake-generator"
+    supports_json_schema = True
+
+    def __init__(self, fail: bool = False, min_overlap: int = 2):
+        self.fail = fail
+        self.min_overlap = min_overlap
+        self.calls: list[list[dict]] = []
+
+    def stream(self, messages, *, max_new_tokens=None, temperature=None, json_schema=None):
+        from rag.errors import GenerationError
+
+        self.calls.append(messages)
+        if self.fail:
+            raise GenerationError("the fake model failed (as asked)")
+        system, user = messages[0]["content"], messages[-1]["content"]
+        if system.startswith("Rewrite"):
+            text = self._rewrite(user)
+        elif "<source" in user:
+            text = self._answer(user, system)
+        else:
+            text = system.rsplit(": ", 1)[-1]  # closed book: the refusal phrase
+        found = not text.startswith("I could not find")
+        out = json.dumps({"found": found, "answer": text}) if json_schema else text
+        for i in range(0, len(out), 8):
+            yield out[i : i + 8]
+
+    def complete(self, messages, **kw):
+        return "".join(self.stream(messages, **kw))
+
+    def count_tokens(self, text: str) -> int:
+        return len(text) // 4
+
+    def close(self):
+        pass
+
+    def _answer(self, user: str, system: str) -> str:
+        question = user.rsplit("Question:", 1)[-1]
+        qwords = {w for w in _words(question) if len(w) > 3}
+        best = (0, "", 0)
+        for m in re.finditer(r'<source id="(\d+)">\n(.*?)\n</source>', user, re.S):
+            for sent in re.split(r"(?<=[.!?])\s+", m.group(2).split("\n", 1)[-1]):
+                score = len(qwords & set(_words(sent)))
+                if score > best[0]:
+                    best = (score, sent.strip(), int(m.group(1)))
+        if best[0] < self.min_overlap:
+            return system.split("the answer is exactly: ", 1)[-1].split("\n")[0]
+        sentence = best[1].rstrip(".")
+        return f"{sentence} [{best[2]}]."
+
+    def _rewrite(self, user: str) -> str:
+        convo, last = user.split("Last question:", 1)
+        last = last.split("\n\nRewritten question:")[0].strip()
+        names = re.findall(r"\b[A-Z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)+\b|\b[A-Z]{2,}[A-Za-z0-9]*\b", convo)
+        if not names:
+            return last
+        return re.sub(r"\b(it|its|this model|that model|this|that)\b", lambda m: names[0] + ("'s" if m.group(1) == "its" else ""), last, count=1)
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower())

@@ -1,0 +1,219 @@
+"""Benchmark answer generation: load time, time to first token, prefill and decode speed, peak memory.
+
+CPU mode (default) runs each backend:model case in a fresh subprocess (so peak RSS is its own) with
+a ~1,500-token RAG-style prompt and 120 new tokens on 2 threads; prints a markdown table and writes
+bench/results/generation.json. ``--gpu`` compares NF4 (bitsandbytes 4-bit, bf16 compute) with bf16 on
+a random-weight Qwen2.5-7B-shaped model (no download) at batch 1 with a 2k-token prompt.
+
+Example:
+    .venv/bin/python bench/generation.py                       # qwen 0.5B + 1.5B llamacpp, 0.5B transformers
+    .venv/bin/python bench/generation.py --quick --backends llamacpp --models qwen2.5-coder-0.5b-instruct-q4_k_m
+    .venv/bin/python bench/generation.py --gpu                 # on a CUDA machine
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+RESULTS = ROOT / "bench" / "results" / "generation.json"
+Q05, Q15 = "qwen2.5-coder-0.5b-instruct-q4_k_m", "qwen2.5-coder-1.5b-instruct-q4_k_m"
+DEFAULT_CASES = [("llamacpp", Q05), ("llamacpp", Q15), ("transformers", Q05)]
+
+
+def rag_prompt(n_chars: int) -> list[dict]:
+    """A RAG-style prompt: numbered source passages from the sample corpus, then a question."""
+    text = "\n".join(line for line in (ROOT / "data/sample/000_f8d5cab1cc16e04b.txt").read_text().splitlines() if len(line) > 200)
+    sources = "\n\n".join(f"[{i + 1}] {p}" for i, p in enumerate(text[:n_chars].split("\n")))
+    return [
+        {"role": "system", "content": "Answer the question using only the sources. Cite sources as [n]."},
+        {"role": "user", "content": f"Sources:\n{sources}\n\nQuestion: Summarise the main contributions of these papers in detail."},
+    ]
+
+
+def run_case(backend: str, model: str, n_chars: int, new_tokens: int, threads: int) -> dict:
+    """Load one model and time one generation (runs inside the child process)."""
+    from rag.config import GenerationSettings, Settings
+    from rag.generation import build_generator
+
+    cache = Settings.load(None).cache_dir
+    s = GenerationSettings(backend=backend, model=model, n_ctx=4096, n_threads=threads, max_new_tokens=new_tokens)
+    t0 = time.perf_counter()
+    if backend == "transformers":  # one-time GGUF -> safetensors conversion, not part of load time
+        import torch
+
+        torch.set_num_threads(threads)
+        from rag.generation.hf import resolve_hf_source
+
+        resolve_hf_source(s, cache)
+    else:
+        from rag.models import resolve_gguf
+
+        resolve_gguf(model, cache)
+    prepare_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    gen = build_generator(s, cache)
+    load_s = time.perf_counter() - t0
+    gen.complete([{"role": "user", "content": "Hi"}], max_new_tokens=2)  # warm-up (different prefix)
+    messages = rag_prompt(n_chars)
+    prompt_tokens = gen.count_tokens(gen.tokenizer.apply_chat_template(messages, tokenize=False)) if backend == "transformers" else None
+    t0 = time.perf_counter()
+    first = None
+    pieces = []
+    for piece in gen.stream(messages, max_new_tokens=new_tokens):
+        first = first or time.perf_counter()
+        pieces.append(piece)
+    end = time.perf_counter()
+    ttft = first - t0
+    if backend == "llamacpp":  # exact counts from llama.cpp's own timings
+        t = gen.last_timings
+        prompt_tokens, gen_tokens = t["prompt_n"] + t.get("cache_n", 0), t["predicted_n"]
+    else:
+        gen_tokens = gen.count_tokens("".join(pieces))
+    gen.close()
+    return {
+        "backend": backend, "model": model, "dtype": "fp32" if backend == "transformers" else "Q4_K_M",
+        "threads": threads, "prepare_s": round(prepare_s, 2), "load_s": round(load_s, 2),
+        "prompt_tokens": prompt_tokens, "new_tokens": gen_tokens, "ttft_s": round(ttft, 2),
+        "prefill_tok_s": round(prompt_tokens / ttft, 1),
+        "decode_tok_s": round((gen_tokens - 1) / (end - first), 2) if gen_tokens > 1 else None,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
+
+
+def cpu_bench(args) -> None:
+    if args.models:
+        cases = [(b, m) for m in args.models for b in args.backends]
+    else:
+        cases = [(b, m) for b, m in DEFAULT_CASES if b in args.backends]
+    n_chars, new_tokens = (2000, 32) if args.quick else (7600, 120)
+    rows = []
+    for backend, model in cases:
+        print(f"running {backend}:{model} ...", file=sys.stderr, flush=True)
+        cmd = [sys.executable, __file__, "--one", backend, model, str(n_chars), str(new_tokens), str(args.threads)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            rows.append({"backend": backend, "model": model, "error": proc.stderr.strip().splitlines()[-1:]})
+            continue
+        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    cols = ["backend", "model", "dtype", "load_s", "prompt_tokens", "ttft_s", "prefill_tok_s", "decode_tok_s", "new_tokens", "peak_rss_mb"]
+    print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
+    for r in rows:
+        print("| " + " | ".join(str(r.get(c, r.get("error", ""))) for c in cols) + " |")
+    out = {"command": " ".join(sys.argv), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "quick": args.quick, "results": rows}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"\nwritten {RESULTS.relative_to(ROOT)}", file=sys.stderr)
+
+
+# ---- GPU: NF4 vs bf16 on a random 7B-shaped Qwen2 ----------------------------------------------
+
+
+def qwen7b_config(**over):
+    from transformers import Qwen2Config
+
+    dims = dict(hidden_size=3584, num_hidden_layers=28, num_attention_heads=28, num_key_value_heads=4,
+                intermediate_size=18944, vocab_size=152064, max_position_embeddings=32768,
+                rope_theta=1_000_000.0, tie_word_embeddings=False)
+    return Qwen2Config(**{**dims, **over})
+
+
+def time_generate(model, prompt_len: int, new_tokens: int, device: str) -> dict:
+    """TTFT and decode speed at batch 1 with random prompt ids, forcing exactly new_tokens tokens."""
+    import torch
+    from transformers.generation.streamers import BaseStreamer
+
+    class Clock(BaseStreamer):
+        def __init__(self):
+            self.times = []
+
+        def put(self, value):
+            self.times.append(time.perf_counter())
+
+        def end(self):
+            pass
+
+    ids = torch.randint(0, model.config.vocab_size, (1, prompt_len), device=device)
+    model.generate(ids[:, :16], max_new_tokens=2, min_new_tokens=2, do_sample=False)  # warm-up kernels
+    clock = Clock()
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    sync()
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        model.generate(ids, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, streamer=clock)
+    sync()
+    toks = clock.times[1:]  # first put() is the prompt
+    return {"ttft_s": round(toks[0] - t0, 3), "decode_tok_s": round((len(toks) - 1) / (toks[-1] - toks[0]), 2), "new_tokens": len(toks)}
+
+
+def gpu_bench(args) -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        sys.exit("--gpu needs a CUDA GPU (torch.cuda.is_available() is False); run the CPU bench without --gpu")
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    weights = Path(args.gpu_dir)
+    if not (weights / "config.json").exists():  # random weights, saved once so both variants load from disk
+        print(f"building random Qwen2.5-7B-shaped weights in {weights} ...", file=sys.stderr, flush=True)
+        torch.manual_seed(0)
+        with torch.device("cuda"):
+            m = AutoModelForCausalLM.from_config(qwen7b_config(), dtype=torch.bfloat16)
+        m.save_pretrained(weights)
+        del m
+        torch.cuda.empty_cache()
+    nf4 = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16, bnb_4bit_use_double_quant=True)
+    rows = []
+    for name, quant in [("bf16", None), ("nf4", nf4)]:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        t0 = time.perf_counter()
+        model = AutoModelForCausalLM.from_pretrained(weights, dtype=torch.bfloat16, quantization_config=quant, device_map={"": "cuda"})
+        torch.cuda.synchronize()
+        row = {"variant": name, "load_s": round(time.perf_counter() - t0, 1), "weights_gb": round(torch.cuda.memory_allocated() / 2**30, 2)}
+        row.update(time_generate(model, args.gpu_prompt, 120, "cuda"))
+        row["peak_gpu_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+        rows.append(row)
+        del model
+    cols = list(rows[0])
+    print(f"{torch.cuda.get_device_name()}, prompt {args.gpu_prompt} tokens, batch 1\n")
+    print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
+    for r in rows:
+        print("| " + " | ".join(str(r[c]) for c in cols) + " |")
+    out = ROOT / "bench" / "results" / "generation_gpu.json"
+    out.write_text(json.dumps({"device": torch.cuda.get_device_name(), "prompt_tokens": args.gpu_prompt, "results": rows}, indent=2) + "\n")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", nargs="+", help="model names (default: both Qwen GGUFs on llamacpp, the 0.5B on transformers)")
+    ap.add_argument("--backends", nargs="+", default=["llamacpp", "transformers"], choices=["llamacpp", "transformers"])
+    ap.add_argument("--quick", action="store_true", help="~500-token prompt, 32 new tokens")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--gpu", action="store_true", help="NF4 vs bf16 on a random 7B-shaped Qwen2 (CUDA only)")
+    ap.add_argument("--gpu-dir", default="/tmp/qwen2.5-7b-random", help="where --gpu saves the random weights")
+    ap.add_argument("--gpu-prompt", type=int, default=2048, help="prompt tokens for --gpu")
+    ap.add_argument("--one", nargs=5, help=argparse.SUPPRESS)  # internal: one case in a child process
+    args = ap.parse_args()
+    if args.one:
+        backend, model, n_chars, new_tokens, threads = args.one
+        print(json.dumps(run_case(backend, model, int(n_chars), int(new_tokens), int(threads))))
+    elif args.gpu:
+        gpu_bench(args)
+    else:
+        cpu_bench(args)
+
+
+if __name__ == "__main__":
+    main()
