@@ -92,6 +92,13 @@ def run_case(backend: str, model: str, n_chars: int, new_tokens: int, threads: i
     }
 
 
+def wait_quiet(max_s: float) -> None:
+    """Wait (up to max_s) until the 1-minute load average is under 1, so other work does not skew timings."""
+    deadline = time.time() + max_s
+    while os.getloadavg()[0] >= 1.0 and time.time() < deadline:
+        time.sleep(5)
+
+
 def cpu_bench(args) -> None:
     if args.models:
         cases = [(b, m) for m in args.models for b in args.backends]
@@ -100,18 +107,22 @@ def cpu_bench(args) -> None:
     n_chars, new_tokens = (2000, 32) if args.quick else (7600, 120)
     rows = []
     for backend, model in cases:
+        wait_quiet(args.wait_quiet)
         print(f"running {backend}:{model} ...", file=sys.stderr, flush=True)
+        load_before = os.getloadavg()[0]
         cmd = [sys.executable, __file__, "--one", backend, model, str(n_chars), str(new_tokens), str(args.threads)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             rows.append({"backend": backend, "model": model, "error": proc.stderr.strip().splitlines()[-1:]})
             continue
-        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        row = json.loads(proc.stdout.strip().splitlines()[-1])
+        row["loadavg_1m"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]  # before/after: >1 = shared CPU
+        rows.append(row)
     cols = ["backend", "model", "dtype", "load_s", "prompt_tokens", "ttft_s", "prefill_tok_s", "decode_tok_s", "new_tokens", "peak_rss_mb"]
     print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
     for r in rows:
         print("| " + " | ".join(str(r.get(c, r.get("error", ""))) for c in cols) + " |")
-    out = {"command": " ".join(sys.argv), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "quick": args.quick, "results": rows}
+    out = {"command": " ".join(sys.argv), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "new_tokens_target": new_tokens, "quick": args.quick, "results": rows}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(out, indent=2) + "\n")
     print(f"\nwritten {RESULTS.relative_to(ROOT)}", file=sys.stderr)
@@ -201,6 +212,7 @@ def main() -> None:
     ap.add_argument("--backends", nargs="+", default=["llamacpp", "transformers"], choices=["llamacpp", "transformers"])
     ap.add_argument("--quick", action="store_true", help="~500-token prompt, 32 new tokens")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--wait-quiet", type=float, default=0, metavar="S", help="wait up to S seconds for a quiet CPU before each case")
     ap.add_argument("--gpu", action="store_true", help="NF4 vs bf16 on a random 7B-shaped Qwen2 (CUDA only)")
     ap.add_argument("--gpu-dir", default="/tmp/qwen2.5-7b-random", help="where --gpu saves the random weights")
     ap.add_argument("--gpu-prompt", type=int, default=2048, help="prompt tokens for --gpu")

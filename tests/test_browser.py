@@ -1,0 +1,142 @@
+"""The chat UI in headless Chromium with the real offline models (cpu preset).
+
+One server (module fixture) serves both tests: real embedder + LLM over the sample corpus in a
+temporary data dir. Every request the page makes is logged; none may leave 127.0.0.1.
+Run: pytest -m browser tests/test_browser.py   (a few minutes on 2 CPU cores)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = "/usr/bin/chromium"
+if not os.path.exists(CHROMIUM):
+    pytest.skip(f"{CHROMIUM} is not installed", allow_module_level=True)
+pytest.importorskip("playwright.sync_api")
+pytest.importorskip("gradio")
+
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+ANSWER_TIMEOUT_MS = 240_000  # one real answer takes ~10-40 s on 2 cores; leave room for queueing
+QUESTION = "Which benchmark evaluates Chinese multimodal math and how large is it?"
+FOLLOW_UP = "Which models were evaluated on it?"
+UNANSWERABLE = "What learning rate did the original BERT paper use?"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    import rag
+    from rag.config import ServingSettings
+    from serving import ui
+    from serving.serve_cmd import prepare
+
+    app = rag.load("cpu", data_dir=tmp_path_factory.mktemp("browser"))
+    prepare(app)  # ingest the sample corpus, load both models
+    titles = {h.title for h in app.search("multimodal", k=1000, mode="dense")}
+    demo = ui.launch(app, ServingSettings(port=free_port()), prevent_thread_lock=True, quiet=True)
+    yield app, demo, titles
+    demo.close()
+    app.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                              args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                                    "--disable-component-update"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, served):
+    _, demo, _ = served
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = context.new_page()
+    pg.set_default_timeout(60_000)
+    pg.requests = []  # every URL the page asked for
+    pg.on("request", lambda r: pg.requests.append(r.url))
+    pg.goto(demo.local_url, wait_until="domcontentloaded")
+    pg.locator("#rag-question textarea").wait_for(state="visible")
+    yield pg
+    context.close()
+
+
+def ask(page, question: str, turn: int) -> str:
+    """Type a question, press Enter, wait until the final answer (and its sources) is shown; return the answer text."""
+    box = page.locator("#rag-question textarea")
+    box.fill(question)
+    box.press("Enter")
+    page.locator(f'#rag-sources-list[data-turn="{turn}"]').wait_for(state="attached", timeout=ANSWER_TIMEOUT_MS)
+    bot = page.locator('#rag-chat [data-testid="bot"]').last
+    bot.wait_for(state="visible")
+    return bot.inner_text()
+
+
+def assert_all_local(page):
+    remote = [u for u in page.requests
+              if urlparse(u).scheme not in ("data", "blob", "about") and urlparse(u).hostname not in ("127.0.0.1",)]
+    assert page.requests and not remote, f"requests left the machine: {remote[:10]}"
+
+
+def test_chat_cites_sources_follow_up_and_feedback(page, served):
+    app, _, titles = served
+    text = ask(page, QUESTION, turn=1)
+    panel = page.locator("#rag-sources")
+    cited = [t for t in titles if t in text]
+    assert cited, f"the answer cites no corpus title: {text!r}"
+    assert any(t.startswith("CMM-Math") for t in cited), text
+    assert cited[0] in panel.inner_text()
+    assert panel.locator(".rag-src.cited").count() >= 1
+    assert panel.locator("mark").count() >= 1  # query terms highlighted
+
+    text2 = ask(page, FOLLOW_UP, turn=2)
+    assert text2.strip() and text2 != text
+    assert "Retrieved for:" in panel.inner_text()
+
+    feedback = app.settings.data_dir / "feedback.jsonl"
+    page.locator('#rag-chat [data-testid="bot"]').first.hover()
+    page.locator("#rag-chat").get_by_role("button", name="Like").first.click()
+    record = None
+    deadline = time.time() + 20
+    while time.time() < deadline and record is None:
+        if feedback.exists():
+            for line in feedback.read_text().splitlines():
+                r = json.loads(line)
+                if r["question"] == QUESTION and r["vote"] == "up":
+                    record = r
+        time.sleep(0.2)
+    assert record, "no thumbs-up record in feedback.jsonl"
+    assert record["citations"] and record["citations"][0]["title"] in titles
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "chat.png"), full_page=True)
+    assert_all_local(page)
+
+
+def test_unanswerable_question_is_refused(page, served):
+    app, _, _ = served
+    text = ask(page, UNANSWERABLE, turn=1)
+    assert app.settings.answer.refusal_text in text
+    assert page.locator("#rag-sources .rag-src.cited").count() == 0
+    page.locator("#rag-new-chat").click()
+    page.locator('#rag-sources-list[data-turn="0"]').wait_for(state="attached")
+    assert page.locator('#rag-chat [data-testid="bot"]').count() == 0
+    assert_all_local(page)

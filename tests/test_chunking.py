@@ -1,0 +1,127 @@
+"""Chunking: deterministic ids, title in embedded text and payload, size and overlap."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.chunking import chunk_paper, chunk_papers, paper_hash, split_text
+from rag.config import SAMPLE_CORPUS, ChunkSettings
+from rag.corpus import Paper, load_papers
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return load_papers([SAMPLE_CORPUS])
+
+
+@pytest.fixture(scope="module")
+def sample_chunks(sample):
+    return chunk_papers(sample, ChunkSettings())
+
+
+@pytest.fixture(scope="module")
+def longest(sample):
+    return max(sample, key=lambda p: len(p.abstract))
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from llama_index.core.utils import get_tokenizer
+
+    return get_tokenizer()
+
+
+def test_ids_deterministic_across_calls(sample):
+    s = ChunkSettings()
+    a = [c.point_id for c in chunk_papers(sample[:40], s)]
+    b = [c.point_id for c in chunk_papers([Paper(p.title, p.abstract, list(p.pages)) for p in sample[:40]], s)]
+    assert a == b
+    assert len(set(a)) == len(a)
+
+
+def test_ids_do_not_depend_on_pages_but_on_content():
+    s = ChunkSettings()
+    a = chunk_paper(Paper("T", "One. Two.", ["p1 (Mar 1)"]), s)[0]
+    b = chunk_paper(Paper("T", "One. Two.", ["p2 (Mar 2)"]), s)[0]
+    c = chunk_paper(Paper("T", "One. Three.", ["p1 (Mar 1)"]), s)[0]
+    assert a.point_id == b.point_id
+    assert a.point_id != c.point_id
+
+
+def test_ids_unique_over_sample(sample_chunks):
+    ids = [c.point_id for c in sample_chunks]
+    assert len(ids) == len(set(ids)) == 651
+
+
+def test_title_in_embed_text_and_payload(longest):
+    s = ChunkSettings(chunk_size=64, chunk_overlap=8)
+    chunks = chunk_paper(longest, s)
+    assert len(chunks) > 3
+    for i, c in enumerate(chunks):
+        assert c.embed_text == f"{longest.title}\n{c.text}"
+        assert (c.index, c.count) == (i, len(chunks))
+        pl = c.payload("h")
+        assert pl["title"] == longest.title
+        assert pl["text"] == c.text
+        assert pl["paper_id"] == longest.paper_id
+        assert pl["chunk"] == i and pl["chunks"] == len(chunks)
+        assert pl["pages"] == longest.pages
+        assert pl["paper_hash"] == "h"
+
+
+def test_payload_dates_from_pages():
+    p = Paper("T", "x", ["000.txt (Mar 13)", "001.txt (Mar 14)", "002.txt (Mar 13)", "a.jsonl:3"])
+    assert chunk_paper(p, ChunkSettings())[0].payload("h")["dates"] == ["Mar 13", "Mar 14"]
+
+
+def test_payload_metadata_cannot_clobber_title_or_text():
+    p = Paper("Real", "Body.", metadata={"title": "Fake", "text": "Fake", "id": "1"})
+    pl = chunk_paper(p, ChunkSettings())[0].payload("h")
+    assert (pl["title"], pl["text"], pl["id"]) == ("Real", "Body.", "1")
+
+
+@pytest.mark.parametrize("size, overlap", [(32, 0), (64, 16), (128, 32), (256, 32)])
+def test_chunk_size_respected(longest, tokenizer, size, overlap):
+    parts = split_text(longest.abstract, ChunkSettings(chunk_size=size, chunk_overlap=overlap))
+    assert len(parts) >= 2
+    assert all(len(tokenizer(t)) <= size for t in parts), [len(tokenizer(t)) for t in parts]
+
+
+def test_default_settings_chunk_counts(sample_chunks):
+    assert len(sample_chunks) == 651
+    assert max(c.count for c in sample_chunks) == 2
+    assert len({c.paper.paper_id for c in sample_chunks}) == 342
+
+
+def test_no_overlap_chunks_partition_the_abstract(longest):
+    parts = split_text(longest.abstract, ChunkSettings(chunk_size=64, chunk_overlap=0))
+    assert len(parts) > 3
+    assert " ".join(parts) == longest.abstract
+
+
+def test_overlap_repeats_text_between_consecutive_chunks(longest):
+    no = split_text(longest.abstract, ChunkSettings(chunk_size=64, chunk_overlap=0))
+    ov = split_text(longest.abstract, ChunkSettings(chunk_size=64, chunk_overlap=16))
+    assert sum(map(len, ov)) > sum(map(len, no))
+    overlapping = [(a, b) for a, b in zip(ov, ov[1:]) if " ".join(b.split()[:3]) in a]
+    assert overlapping, "no chunk starts with text from the end of the previous one"
+    # every chunk is taken from the abstract, in order
+    starts = [longest.abstract.find(part[:40]) for part in ov]
+    assert all(i >= 0 for i in starts) and starts == sorted(starts)
+
+
+def test_short_abstract_is_one_chunk():
+    (c,) = chunk_paper(Paper("Tiny", "One sentence. Two sentences."), ChunkSettings())
+    assert c.text == "One sentence. Two sentences."
+    assert c.embed_text == "Tiny\nOne sentence. Two sentences."
+
+
+def test_paper_hash_changes_with_content_and_settings():
+    p = Paper("T", "Body.", ["a (Mar 1)"])
+    s = ChunkSettings()
+    h = paper_hash(p, s)
+    assert h == paper_hash(Paper("T", "Body.", ["a (Mar 1)"]), s)
+    assert h != paper_hash(Paper("T", "Body!", ["a (Mar 1)"]), s)
+    assert h != paper_hash(Paper("T", "Body.", ["a (Mar 1)", "b (Mar 2)"]), s)
+    assert h != paper_hash(p, ChunkSettings(chunk_size=128))
+    assert h != paper_hash(p, ChunkSettings(chunk_overlap=0))

@@ -1,0 +1,262 @@
+"""The Gradio UI with fake models: build, serve on a free port, call it like a program would.
+
+One server (module fixture) backs the API tests: FakeEmbedder + FakeGenerator over the sample
+corpus in an in-memory Qdrant.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+pytest.importorskip("gradio")
+pytest.importorskip("gradio_client")
+
+import rag  # noqa: E402
+from rag.answer import Answer, Citation  # noqa: E402
+from rag.config import ServingSettings  # noqa: E402
+from rag.retrieval import Hit  # noqa: E402
+from rag.testing import FakeEmbedder, FakeGenerator  # noqa: E402
+from serving import ui  # noqa: E402
+
+CMM = "Which benchmark evaluates Chinese multimodal math?"
+CMM_TITLE = "CMM-Math: A Chinese Multimodal Math Dataset"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    a = rag.load(None, data_dir=tmp_path_factory.mktemp("ui"), embedder=FakeEmbedder(), generator=FakeGenerator(),
+                 **{"store.backend": "server", "store.url": ":memory:"})
+    a.ingest(["data/sample"], progress=False)
+    yield a
+    a.close()
+
+
+@pytest.fixture(scope="module")
+def server(app):
+    demo = ui.launch(app, ServingSettings(port=free_port()), prevent_thread_lock=True, quiet=True)
+    assert demo.local_url.startswith("http://127.0.0.1:")
+    yield demo
+    demo.close()
+
+
+def client(server):
+    from gradio_client import Client
+
+    return Client(server.local_url, verbose=False)
+
+
+def chat_text(history: list, i: int = -1) -> str:
+    content = history[i]["content"]
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return str(content)
+
+
+# -- pure rendering -----------------------------------------------------------------------
+def test_highlight_escapes_and_marks():
+    out = ui.highlight("A <script>x</script> math benchmark; mathematics", ["math", "benchmark"])
+    assert "<script>" not in out and "&lt;script&gt;" in out
+    assert out.count("<mark>") == 2 and "<mark>math</mark>" in out and "mathematics" in out
+
+
+def test_render_answer_and_sources_show_titles():
+    srcs = [Hit("Paper <One>", 0.5, "about math", "p1", pages=["000.txt (Mar 13)"]), Hit("Paper Two", 0.4, "other", "p2")]
+    a = Answer("math?", "It is about math [1].", [Citation(1, "Paper <One>", "p1", "about math")], srcs, refused=False)
+    text = ui.render_answer(a)
+    assert "<sup" in text and "[1]" in text and "Paper &lt;One&gt;" in text and "<One>" not in text
+    panel = ui.render_sources(a)
+    assert panel.count('class="rag-src') == 2 and panel.count("cited</span>") == 1
+    assert "<mark>math</mark>" in panel and "000.txt (Mar 13)" in panel and "Paper &lt;One&gt;" in panel
+    refused = Answer("q", "I could not find this in the indexed papers.", [], srcs, refused=True)
+    assert ui.render_answer(refused) == "I could not find this in the indexed papers."
+
+
+def test_write_feedback_is_thread_safe(tmp_path):
+    rec = {"question": "q", "answer": "a", "citations": [], "sources": ["t"]}
+    threads = [threading.Thread(target=ui.write_feedback, args=(tmp_path, rec, "up")) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    lines = (tmp_path / "feedback.jsonl").read_text().splitlines()
+    assert len(lines) == 20 and all(json.loads(x)["vote"] == "up" for x in lines)
+
+
+def test_auth_from_env(monkeypatch):
+    monkeypatch.delenv("RAG_UI_USERNAME", raising=False)
+    monkeypatch.delenv("RAG_UI_PASSWORD", raising=False)
+    assert ui.auth_from(ServingSettings()) is None
+    assert ui.auth_from(ServingSettings(username="u", password="p")) == ("u", "p")
+    monkeypatch.setenv("RAG_UI_USERNAME", "eve")
+    monkeypatch.setenv("RAG_UI_PASSWORD", "secret")
+    assert ui.auth_from(ServingSettings()) == ("eve", "secret")
+    monkeypatch.delenv("RAG_UI_PASSWORD")
+    with pytest.raises(rag.RagError, match="both"):
+        ui.auth_from(ServingSettings())
+
+
+# -- built app ----------------------------------------------------------------------------
+def test_create_app_builds(app):
+    import gradio as gr
+
+    demo = ui.create_app(app)
+    assert isinstance(demo, gr.Blocks)
+    names = {fn.api_name for fn in demo.fns.values()}
+    assert {"chat", "ask", "ask_stream"} <= names
+    dates, pages = ui.index_facets(app)
+    assert "Mar 13" in dates and any(v == "000_f8d5cab1cc16e04b.txt" for _, v in pages)
+
+
+def test_examples_are_questions():
+    qs = ui.example_questions()
+    assert "Which benchmark evaluates Chinese multimodal math and how large is it?" in qs and len(qs) >= 4 and all(q.endswith("?") for q in qs)
+
+
+# -- served -------------------------------------------------------------------------------
+def test_ask_endpoint_returns_cited_answer(server):
+    r = client(server).predict(CMM, api_name="/ask")
+    assert r["question"] == CMM and not r["refused"]
+    assert r["citations"] and r["citations"][0]["title"].startswith(CMM_TITLE)
+    assert r["sources"] and r["timings"]["total_s"] >= 0
+
+
+def test_ask_stream_endpoint_streams_then_answers(server):
+    job = client(server).submit(CMM, api_name="/ask_stream")
+    outs = list(job)
+    final = job.result()
+    assert final["done"] and final["question"] == CMM and final["citations"]
+    partial = [o for o in outs if not o.get("done")]
+    assert partial and partial[0]["text"]
+
+
+def test_concurrent_sessions_get_their_own_answers(app, server):
+    papers = [h.title for h in app.search("multimodal large language model benchmark", k=8)]
+    questions = [f"What does the paper {t} propose?" for t in papers]
+
+    def one(q):
+        return client(server).predict(q, api_name="/ask")
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(one, questions))
+    assert len(results) == 8
+    for q, title, r in zip(questions, papers, results):
+        assert r["question"] == q
+        assert not r["refused"], r
+        assert title in [c["title"] for c in r["citations"]] + [s["title"] for s in r["sources"]]
+    assert len({r["answer"] for r in results}) > 1
+
+
+def test_chat_streams_and_renders_citations(server):
+    c = client(server)
+    job = c.submit(CMM, [], 5, [], [], api_name="/chat")
+    updates = list(job)
+    history, sources, box = job.result()
+    assert len(updates) >= 2  # the question first, then streamed text, then the final answer
+    assert chat_text(history, 0) == CMM
+    text = chat_text(history)
+    assert "<sup" in text and "**Sources**" in text and CMM_TITLE in text
+    assert CMM_TITLE in sources and "cited</span>" in sources and "<mark>" in sources and box == ""
+
+
+def test_chat_follow_up_uses_history(server):
+    c = client(server)  # one client = one session: the server keeps the conversation
+    c.predict("What is NVLM and how does it compare to GPT-4o?", [], 5, [], [], api_name="/chat")
+    history, sources, _ = c.predict("What training data does it use?", [], 5, [], [], api_name="/chat")
+    assert "Retrieved for: <em>What training data does NVLM use?" in sources
+
+
+def test_chat_filters_restrict_sources(server):
+    history, sources, _ = client(server).predict(CMM, [], 3, ["Mar 13"], [], api_name="/chat")
+    assert "(Mar 13)" in sources and sources.count('class="rag-src') <= 3
+
+
+@pytest.mark.parametrize("bad,expected", [
+    ("", "Please type a question"),
+    ("   \x00\x07  ", "Please type a question"),
+    ("x" * 2100, "keep it under 2,000"),
+])
+def test_bad_input_gives_friendly_chat_message(server, bad, expected):
+    history, _, _ = client(server).predict(bad, [], 5, [], [], api_name="/chat")
+    text = chat_text(history)
+    assert expected in text and "Traceback" not in text
+
+
+def test_control_characters_are_stripped(server):
+    history, _, _ = client(server).predict("Which benchmark evaluates Chinese\x00 multimodal math?", [], 5, [], [], api_name="/chat")
+    assert "\x00" not in chat_text(history, 0) and CMM_TITLE in chat_text(history)
+
+
+def test_bad_input_on_api_is_a_friendly_error(server):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="empty"):
+        client(server).predict("", api_name="/ask")
+
+
+def test_model_error_shows_message_and_next_question_works(app, server):
+    gen = app.generator
+    c = client(server)
+    gen.fail = True
+    try:
+        history, _, _ = c.predict(CMM, [], 5, [], [], api_name="/chat")
+    finally:
+        gen.fail = False
+    assert "fake model failed" in chat_text(history) and "Traceback" not in chat_text(history)
+    history, _, _ = c.predict(CMM, [], 5, [], [], api_name="/chat")
+    assert CMM_TITLE in chat_text(history)
+
+
+def test_feedback_writes_a_record(app, server):
+    import gradio as gr
+
+    state = ui._new_state()
+    fn = next(f.fn for f in server.fns.values() if getattr(f.fn, "__name__", "") == "chat")
+    *_, (history, _, _, state) = fn(CMM, [], state, 5, [], [])
+    on_like = next(f.fn for f in server.fns.values() if getattr(f.fn, "__name__", "") == "on_like")
+    path = app.settings.data_dir / "feedback.jsonl"
+    before = path.read_text().count("\n") if path.exists() else 0
+    assert on_like(state, gr.LikeData(None, {"index": len(history) - 1, "value": "x", "liked": True}))
+    on_like(state, gr.LikeData(None, {"index": len(history) - 1, "value": "x", "liked": False}))
+    lines = path.read_text().splitlines()[before:]
+    up, down = (json.loads(x) for x in lines)
+    assert up["vote"] == "up" and down["vote"] == "down"
+    assert up["question"] == CMM and up["citations"][0]["title"].startswith(CMM_TITLE)
+    assert CMM_TITLE in " ".join(up["sources"]) and up["answer"] and up["time"]
+
+
+def test_serve_command_is_registered():
+    import argparse
+
+    from serving.cli import _common
+    from serving.serve_cmd import add_serve_command, cmd_serve
+
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command")
+    add_serve_command(sub, _common)
+    args = parser.parse_args(["serve", "--port", "7999", "--data-dir", "/tmp/x"])
+    assert args.handler is cmd_serve and args.port == 7999 and args.host is None and args.config == "cpu"
+
+
+def test_serve_prepare_ingests_an_empty_index(tmp_path):
+    from serving.serve_cmd import prepare, serving_settings
+
+    a = rag.load(None, data_dir=tmp_path, embedder=FakeEmbedder(), generator=FakeGenerator(),
+                 **{"store.backend": "server", "store.url": ":memory:", "corpus": ["data/sample/000_f8d5cab1cc16e04b.txt"]})
+    with a:
+        prepare(a)
+        assert a.count() > 0
+        s = serving_settings(a, port=8123)
+        assert (s.host, s.port) == ("127.0.0.1", 8123)
+        with pytest.raises(rag.RagError):
+            serving_settings(a, port=0)
