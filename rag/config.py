@@ -106,7 +106,7 @@ class GenerationSettings(_Section):
 class AnswerSettings(_Section):
     refusal_text: str = Field("I could not find this in the indexed papers.", description="The one fixed refusal phrase.")
     min_retrieval_score: float = Field(
-        0.33, description="Refuse without calling the LLM when the best dense cosine similarity is under this (calibrated on the dev set for all-MiniLM-L6-v2; set 0 to disable)."
+        0.0, description="Refuse without calling the LLM when the best dense cosine similarity is under this; depends on the embedding model (cpu preset: calibrated on the dev set). 0 disables."
     )
     output: Literal["json", "text"] = Field(
         "json", description="json: output constrained to {found, answer} (llama.cpp); text: free text. Falls back to text when the backend cannot constrain."
