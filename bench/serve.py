@@ -130,12 +130,15 @@ def main(argv: list[str] | None = None) -> int:
     questions = dev_questions()
     levels, used = [], 0
     try:
-        one_session(url, "What is CMM-Math?", threading.Barrier(1), {})  # warm-up, not counted
         for n in args.levels:
             qs = [questions[(used + i) % len(questions)] for i in range(n)]
             used += n
             print(f"running {n} concurrent session(s)...", file=sys.stderr, flush=True)
             levels.append(run_level(url, qs))
+            r = levels[-1]
+            print(f"N={n}: errors {r['errors']}, first token p50 {r['first_token_p50_s']}, answer p50 {r['answer_p50_s']}, "
+                  f"wall {r['wall_s']:.1f} s", file=sys.stderr, flush=True)
+            write_result(args, app, settings, setup_s, levels)  # partial results survive an interrupted run
     finally:
         demo.close()
         app.close()
@@ -147,6 +150,12 @@ def main(argv: list[str] | None = None) -> int:
     for r in levels:
         print(f"{r['sessions']:>3} {r['errors']:>6} {fmt(r['first_token_p50_s']):>13} {fmt(r['first_token_p95_s']):>7} "
               f"{fmt(r['answer_p50_s']):>10} {fmt(r['answer_p95_s']):>7} {fmt(r['wall_s']):>7} {fmt(r['answers_per_min']):>7}")
+    write_result(args, app, settings, setup_s, levels)
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0 if all(r["errors"] == 0 for r in levels) else 1
+
+
+def write_result(args, app, settings, setup_s: float, levels: list[dict]) -> None:
     result = {
         "benchmark": "serve",
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -158,12 +167,11 @@ def main(argv: list[str] | None = None) -> int:
         "endpoint": "/ask_stream (gradio_client.submit, one Client per session)",
         "notes": "first_token_s and answer_s are measured from submit, so they include queueing: the server "
                  "generates serving.concurrency answers at a time and the others wait.",
+        "levels_requested": args.levels,
         "levels": levels,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}", file=sys.stderr)
-    return 0 if all(r["errors"] == 0 for r in levels) else 1
 
 
 if __name__ == "__main__":

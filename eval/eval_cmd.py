@@ -47,7 +47,9 @@ def add_eval_command(sub, common) -> argparse.ArgumentParser:
     v.add_argument("file", metavar="FILE")
     common(v)
     # options given before `validate` (rag eval --config x validate F) must not be reset by its defaults
-    v.set_defaults(**{a.dest: argparse.SUPPRESS for a in v._actions if a.dest in ("config", "data_dir", "overrides", "verbose")})
+    for action in v._actions:
+        if action.dest in ("config", "data_dir", "overrides", "verbose"):
+            action.default = argparse.SUPPRESS
     v.set_defaults(handler=cmd_validate)
     return p
 

@@ -21,7 +21,7 @@ can be interrupted and resumed: questions already recorded with the same configu
 (and models) are skipped. A question that raises is recorded with its ``error`` and the run
 goes on; errored questions are retried on the next run. ``out_dir/summary.json`` holds every
 metric's mean with a bootstrap 95% CI, overall and per question type, for the system and the
-baselines, plus latency percentiles, machine information and the command.
+baselines, plus latency percentiles (with bootstrap CIs overall), machine information and the command.
 """
 
 from __future__ import annotations
@@ -321,27 +321,27 @@ def _pct(p: float):
     return lambda a: np.percentile(a, p)
 
 
-def latency_stats(values: list) -> dict:
-    """summarize() plus bootstrap CIs of p50 and p95."""
+def latency_stats(values: list, ci: bool = True) -> dict:
+    """summarize() plus (``ci``) bootstrap CIs of p50 and p95."""
     s = summarize(values)
-    for p in (50, 95):
+    for p in (50, 95) if ci else ():
         _, low, high = bootstrap_ci(values, _pct(p))
         s[f"p{p}_low"], s[f"p{p}_high"] = low, high
     return s
 
 
-def _latency(records: list[dict], key_getter) -> dict:
-    return {k: latency_stats([key_getter(r).get(k) for r in records if key_getter(r) is not None]) for k in LATENCY_KEYS}
+def _latency(records: list[dict], key_getter, ci: bool = True) -> dict:
+    return {k: latency_stats([key_getter(r).get(k) for r in records if key_getter(r) is not None], ci) for k in LATENCY_KEYS}
 
 
-def _group_summary(records: list[dict], retrieval_only: bool, baselines: Sequence[str]) -> dict:
+def _group_summary(records: list[dict], retrieval_only: bool, baselines: Sequence[str], latency_ci: bool = True) -> dict:
     ok = [r for r in records if not r.get("error")]
     answered = [r for r in ok if "answer" in r]
     g: dict = {
         "n": len(records),
         "n_errors": len(records) - len(ok),
         "system": _metric_table(ok, lambda r: r.get("metrics") or {}, RETRIEVAL_METRICS),
-        "latency": _latency(ok, lambda r: r.get("timings") or {}),
+        "latency": _latency(ok, lambda r: r.get("timings") or {}, latency_ci),
     }
     if not retrieval_only:
         g["system"].update(_metric_table(answered, lambda r: r.get("metrics") or {}, ANSWER_METRICS))
@@ -350,7 +350,7 @@ def _group_summary(records: list[dict], retrieval_only: bool, baselines: Sequenc
     if not retrieval_only and "closed_book" in baselines:
         cb = [r for r in ok if "closed_book" in r]
         g["closed_book"] = _metric_table(cb, lambda r: r["closed_book"]["metrics"], CLOSED_BOOK_METRICS)
-        g["closed_book_latency"] = _latency(cb, lambda r: r["closed_book"].get("timings") or {})
+        g["closed_book_latency"] = _latency(cb, lambda r: r["closed_book"].get("timings") or {}, latency_ci)
     return g
 
 
@@ -367,7 +367,9 @@ def summarize_records(records: list[dict], retrieval_only: bool = False,
         "retrieval_k": RETRIEVAL_K,
         "type_counts": {t: sum(r["type"] == t for r in records) for t in types},
         "overall": _group_summary(records, retrieval_only, baselines),
-        "by_type": {t: _group_summary([r for r in records if r["type"] == t], retrieval_only, baselines) for t in types},
+        # latency percentile CIs overall only: per type they are wide and slow to bootstrap
+        "by_type": {t: _group_summary([r for r in records if r["type"] == t], retrieval_only, baselines, latency_ci=False)
+                    for t in types},
     }
 
 

@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from dataclasses import dataclass
 from functools import lru_cache
@@ -50,10 +51,17 @@ class Chunk:
             "chunk": self.index,
             "chunks": self.count,
             "pages": list(p.pages),
+            "sources": sorted({source_file(pg) for pg in p.pages}),
             "dates": sorted({pg.rsplit("(", 1)[-1].rstrip(")") for pg in p.pages if pg.endswith(")")}),
             "paper_hash": paper_hash,
             **{k: v for k, v in p.metadata.items() if k not in ("title", "text")},
         }
+
+
+def source_file(page: str) -> str:
+    """File name of a page entry: 'x.txt (Mar 13)' -> 'x.txt', 'a.jsonl:12' -> 'a.jsonl'."""
+    name = page.rsplit(" (", 1)[0] if page.endswith(")") else page
+    return re.sub(r":\d+$", "", name)
 
 
 @lru_cache(maxsize=8)

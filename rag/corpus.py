@@ -82,12 +82,13 @@ def title_key(title: str) -> str:
 
 def read_pages(path: Path) -> Iterator[Entry]:
     """Read one saved trending-papers page."""
-    lines = [(n, ln.strip()) for n, ln in enumerate(_read_text(path).splitlines(), 1) if ln.strip()]
+    raw_lines = _read_text(path).splitlines()
+    lines = [(n, ln.strip()) for n, ln in enumerate(raw_lines, 1) if ln.strip()]
     header = tuple(ln for _, ln in lines[: len(PAGE_HEADER)])
     if header != PAGE_HEADER:
         raise CorpusError(f"{path}:1: not a trending-papers page (expected the header lines {PAGE_HEADER!r})")
     if len(lines) <= len(PAGE_HEADER) or not DATE_RE.match(lines[len(PAGE_HEADER)][1]):
-        n = lines[len(PAGE_HEADER)][0] if len(lines) > len(PAGE_HEADER) else len(lines)
+        n = lines[len(PAGE_HEADER)][0] if len(lines) > len(PAGE_HEADER) else len(raw_lines) + 1
         raise CorpusError(f"{path}:{n}: expected a date line such as 'Mar 13' after the header")
     date = lines[len(PAGE_HEADER)][1]
     body = lines[len(PAGE_HEADER) + 1 :]
@@ -100,8 +101,12 @@ def read_pages(path: Path) -> Iterator[Entry]:
 
 def read_jsonl(path: Path) -> Iterator[Entry]:
     """Read JSON lines: ``{"title", "abstract", ...}``; arXiv snapshot fields are kept as metadata."""
-    with _open(path) as f:
-        for n, line in enumerate(f, 1):
+    with _open_bytes(path) as f:
+        for n, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise CorpusError(f"{path}:{n}: not UTF-8 text (byte {e.start + 1} of the line); save the file as UTF-8") from None
             if not line.strip():
                 continue
             try:
@@ -183,16 +188,18 @@ def _check_pair(path: Path, tn: int, title: str, an: int, abstract: str) -> None
         raise CorpusError(f"{path}:{an}: abstract is {len(abstract)} characters (limit {MAX_FIELD_CHARS})")
 
 
-def _open(path: Path):
+def _open_bytes(path: Path):
     try:
-        return open(path, encoding="utf-8")
+        return open(path, "rb")
     except OSError as e:
         raise CorpusError(f"{path}: cannot read: {e.strerror}") from None
 
 
 def _read_text(path: Path) -> str:
+    with _open_bytes(path) as f:
+        data = f.read()
     try:
-        with _open(path) as f:
-            return f.read()
+        return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise CorpusError(f"{path}: not UTF-8 text (byte {e.start}); save it as UTF-8") from None
+        line = data[: e.start].count(b"\n") + 1
+        raise CorpusError(f"{path}:{line}: not UTF-8 text; save the file as UTF-8") from None

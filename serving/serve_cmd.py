@@ -34,7 +34,7 @@ def serving_settings(app, host: str | None = None, port: int | None = None, conc
 def prepare(app) -> None:
     """Ingest the default corpus into an empty index, then load the models so the first answer is not slow."""
     if app.count() == 0:
-        log.warning("the index in %s is empty: ingesting the sample corpus first (about a minute)", app.settings.data_dir)
+        log.warning("the index in %s is empty: ingesting the sample corpus first (a few minutes on CPU)", app.settings.data_dir)
         report = app.ingest(progress=False)
         log.warning("ingest: %s", report.summary())
     app.embedder  # noqa: B018 - load now

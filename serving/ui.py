@@ -58,13 +58,13 @@ _STOPWORDS = set(
     "than used use using paper papers model models".split()
 )
 _CSS = """
-#rag-sources { max-height: 640px; overflow-y: auto; }
+#rag-sources { overflow-y: auto; }
 .rag-src { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 8px 10px; margin-bottom: 8px; }
 .rag-src.cited { border-color: var(--color-accent); border-width: 2px; }
 .rag-src .rag-title { font-weight: 600; }
 .rag-src .rag-meta { font-size: 0.85em; opacity: 0.75; }
 .rag-src .rag-badge { font-size: 0.8em; font-weight: 600; color: var(--color-accent); margin-left: 4px; }
-.rag-src .rag-passage { font-size: 0.9em; margin-top: 4px; }
+.rag-src .rag-passage { font-size: 0.9em; margin-top: 4px; max-height: 10em; overflow-y: auto; }
 .rag-src mark { padding: 0 1px; border-radius: 2px; }
 """
 _feedback_lock = threading.Lock()
@@ -279,7 +279,6 @@ def create_app(app: "App", concurrency: int | None = None) -> "gr.Blocks":
         history.append({"role": "user", "content": html.escape(question) if question else "(empty question)"})
         history.append({"role": "assistant", "content": ""})
         idx = len(history) - 1
-        yield history, gr.update(), "", state
         if not question:
             history[idx]["content"] = "\u26a0\ufe0f Please type a question about the indexed papers."
             yield history, gr.update(), "", state
@@ -289,6 +288,8 @@ def create_app(app: "App", concurrency: int | None = None) -> "gr.Blocks":
                                        f"please keep it under {s.answer.max_question_chars:,}.")
             yield history, gr.update(), "", state
             return
+        history[idx]["content"] = "*Searching the papers and writing an answer\u2026*"
+        yield history, gr.update(), "", state
         messages = state["turns"] + [{"role": "user", "content": question}]
         text, answer = "", None
         try:
@@ -377,14 +378,14 @@ def create_app(app: "App", concurrency: int | None = None) -> "gr.Blocks":
                     notice = gr.Markdown("", elem_id="rag-notice")
                 gr.Examples(example_questions(), inputs=[msg], label="Example questions")
             with gr.Column(scale=2):
-                gr.Markdown("### Sources")
-                sources = gr.HTML(render_sources(None), elem_id="rag-sources")
                 with gr.Accordion("Search options", open=False):
                     k = gr.Slider(1, 10, value=s.retrieval.k, step=1, label="Number of sources", elem_id="rag-k")
                     date_f = gr.Dropdown(dates, value=[], multiselect=True, label="Only papers from these dates",
                                          elem_id="rag-dates")
                     page_f = gr.Dropdown(pages, value=[], multiselect=True, label="Only papers from these pages",
                                          elem_id="rag-pages")
+                gr.Markdown("### Sources")
+                sources = gr.HTML(render_sources(None), elem_id="rag-sources", max_height=620, js_on_load=None)
 
         chat_kw = dict(concurrency_limit=limit, concurrency_id=ANSWER_CONCURRENCY_ID, show_progress="minimal")
         inputs = [msg, chatbot, state, k, date_f, page_f]
@@ -392,6 +393,7 @@ def create_app(app: "App", concurrency: int | None = None) -> "gr.Blocks":
         msg.submit(chat, inputs, outputs, api_name="chat", **chat_kw)
         send.click(chat, inputs, outputs, api_visibility="private", **chat_kw)
         new.click(new_chat, None, [chatbot, state, sources, msg], api_visibility="private", queue=False)
+        chatbot.clear(lambda: (_new_state(), render_sources(None)), None, [state, sources], api_visibility="private", queue=False)
         chatbot.like(on_like, [state], [notice], api_visibility="private", queue=False)
         gr.api(ask, api_name="ask", concurrency_limit=limit, concurrency_id=ANSWER_CONCURRENCY_ID)
         gr.api(ask_stream, api_name="ask_stream", concurrency_limit=limit, concurrency_id=ANSWER_CONCURRENCY_ID)

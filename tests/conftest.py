@@ -1,5 +1,26 @@
 import os
+import shutil
+
+import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def pytest_collection_modifyitems(config, items):
+    """gpu tests need CUDA; browser tests need Debian's chromium (scripts/setup.sh --dev installs it)."""
+    cuda = False
+    if any("gpu" in item.keywords for item in items):
+        try:
+            import torch
+
+            cuda = torch.cuda.is_available()
+        except ImportError:
+            pass
+    chromium = shutil.which("chromium") or os.path.exists("/usr/bin/chromium")
+    for item in items:
+        if "gpu" in item.keywords and not cuda:
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU"))
+        if "browser" in item.keywords and not chromium:
+            item.add_marker(pytest.mark.skip(reason="needs chromium: sudo apt-get install chromium"))

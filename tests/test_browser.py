@@ -25,7 +25,7 @@ pytest.importorskip("playwright.sync_api")
 pytest.importorskip("gradio")
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-ANSWER_TIMEOUT_MS = 240_000  # one real answer takes ~10-40 s on 2 cores; leave room for queueing
+ANSWER_TIMEOUT_MS = 600_000  # one answer takes ~10-40 s on 2 idle cores, minutes on a busy machine
 QUESTION = "Which benchmark evaluates Chinese multimodal math and how large is it?"
 FOLLOW_UP = "Which models were evaluated on it?"
 UNANSWERABLE = "What learning rate did the original BERT paper use?"

@@ -269,7 +269,6 @@ def test_non_utf8_page_names_file(tmp_path):
     assert str(f) in str(ei.value)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: rag/corpus.py _read_text reports the byte offset of a non-UTF-8 byte, not the line")
 def test_non_utf8_page_names_line(tmp_path):
     f = write(tmp_path / "latin1.txt", _page("Mar 13\n\nCaf\xe9 title\n\nAbstract.\n").encode("latin-1"))
     with pytest.raises(CorpusError) as ei:
@@ -277,8 +276,6 @@ def test_non_utf8_page_names_line(tmp_path):
     assert f"{f}:11" in str(ei.value)
 
 
-@pytest.mark.xfail(strict=True, raises=UnicodeDecodeError,
-                   reason="bug: rag/corpus.py read_jsonl does not catch UnicodeDecodeError while iterating lines; a raw UnicodeDecodeError escapes")
 def test_non_utf8_jsonl_gives_corpus_error(tmp_path):
     f = write(tmp_path / "bad.jsonl", b'{"title": "A", "abstract": "x"}\n{"title": "B\xff", "abstract": "y"}\n')
     with pytest.raises(CorpusError) as ei:
@@ -286,7 +283,6 @@ def test_non_utf8_jsonl_gives_corpus_error(tmp_path):
     assert f"{f}:2" in str(ei.value)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: rag/corpus.py read_pages reports len(non-blank lines) (4) as the line number when a page ends after its header")
 def test_header_only_page_names_real_line(tmp_path):
     f = write(tmp_path / "header_only.txt", HEADER)  # header on lines 1, 3, 5, 7
     with pytest.raises(CorpusError) as ei:

@@ -90,8 +90,6 @@ def test_bad_k_raises(app, k):
         app.search("vision", k=k)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: rag/retrieval.py Retriever.search does `k = k or s.k`, so k=0 silently "
-                   "becomes the default (5 hits) instead of the 'k must be between 1 and 1000' InputError")
 def test_k_zero_raises(app):
     with pytest.raises(InputError, match="k must be"):
         app.search("vision", k=0)
@@ -106,8 +104,6 @@ def test_modes(app, mode):
         assert hits[0].title == CMM
 
 
-@pytest.mark.xfail(strict=True, reason="bug: mode is not validated (rag/retrieval.py Retriever.search / rag/store QuerySpec): "
-                   "an unknown mode such as 'bm25' silently runs a sparse query instead of raising InputError")
 def test_unknown_mode_raises(app):
     with pytest.raises(InputError):
         app.search("vision", mode="bm25")
@@ -129,8 +125,6 @@ def test_filter_by_title_and_paper_id(app, two_chunk_paper):
     assert len(hits) == 2 and {h.paper_id for h in hits} == {two_chunk_paper.paper_id}
 
 
-@pytest.mark.xfail(strict=True, reason="bug: page filter matches nothing: rag/store/__init__.py FILTER_FIELDS['page'] = 'sources', "
-                   "a payload field rag/chunking.py never writes (pages are stored as 'FILE (DATE)' under 'pages')")
 def test_filter_by_page(app):
     page = "001_f9c351bb7870d889.txt"
     hits = app.search("multimodal", k=10, filters={"page": page})

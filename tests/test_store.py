@@ -173,8 +173,6 @@ def test_filters_combine_with_and(filled):
     assert store.query(_q("x", mode="dense", limit=50, filters={"date": "Mar 14", "title": "Birds Sing at Dawn"})) == []
 
 
-@pytest.mark.xfail(strict=True, reason="bug: rag/store/__init__.py FILTER_FIELDS maps 'page' to payload field 'sources', "
-                   "which rag/chunking.py Chunk.payload never writes (it writes 'pages' = 'FILE (DATE)'); page filters match nothing")
 def test_filter_page(filled):
     store, _ = filled
     hits = store.query(_q("animals", mode="dense", limit=50, filters={"page": "002.txt"}))

@@ -6,7 +6,8 @@
 Both hold, per chunk, a dense vector ``dense`` (cosine) and a BM25 sparse vector ``bm25``
 (IDF applied by Qdrant), and run hybrid queries as two prefetches fused with RRF inside Qdrant.
 Sparse vectors are computed client-side with qdrant-edge's ``Bm25`` for both backends, so the
-two give the same ranking for the same data (tests/test_store.py checks this).
+two give the same ranking for the same data, up to the order of exactly tied scores (edge
+compares in float32, qdrant-client's local mode in float64; tests/test_store.py checks this).
 
 Example:
     >>> store = open_store(StoreSettings(backend="server", url=":memory:"), Path("."), "demo", dim=2)
