@@ -28,7 +28,7 @@ class Answer:
     question: str
     text: str  # the answer with [n] markers, or the refusal phrase
     citations: list[Citation]  # unique cited sources, in order of first citation
-    sources: list[Hit]  # what was retrieved and shown to the model, numbered 1..n in order
+    sources: list[Hit]  # what was retrieved, best first; the first answer.llm_sources are the prompt's [1]..[n]
     refused: bool
     standalone_question: str = ""  # the question used for retrieval (a rewritten follow-up in chat)
     timings: dict = field(default_factory=dict)  # retrieval_ms, ttft_s, tokens_per_s, total_s, ...

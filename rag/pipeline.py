@@ -53,7 +53,8 @@ class Answerer:
         timings = {"rewrite_s": rewrite_s, "embed_ms": retrieval.embed_ms, "search_ms": retrieval.search_ms,
                    "retrieval_ms": retrieval.embed_ms + retrieval.search_ms}
         base = dict(question=question, standalone_question=standalone, sources=retrieval.hits, model=self._model_id())
-        if not retrieval.hits or retrieval.best_dense < self.settings.min_retrieval_score:
+        too_far = retrieval.best_dense is not None and retrieval.best_dense < self.settings.min_retrieval_score
+        if not retrieval.hits or too_far:
             yield self.settings.refusal_text
             yield self._refusal(base, timings, t0, "retrieval")
             return

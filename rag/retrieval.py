@@ -48,7 +48,7 @@ class Retrieval:
 
     query: str
     hits: list[Hit]
-    best_dense: float  # cosine similarity of the closest chunk (for the refusal threshold)
+    best_dense: float | None  # cosine similarity of the closest chunk (refusal threshold); None in sparse mode
     embed_ms: float
     search_ms: float
 
@@ -72,7 +72,7 @@ class Retriever:
         if not 1 <= k <= 1000:
             raise InputError(f"k must be between 1 and 1000, got {k}")
         t0 = time.perf_counter()
-        dense = self.embedder.embed_query(query)
+        dense = None if mode == "sparse" else self.embedder.embed_query(query)
         t1 = time.perf_counter()
         sparse = sparse_query(query)
         limit = k * 4 if per_paper else k  # several chunks of one paper may rank together
@@ -80,7 +80,10 @@ class Retriever:
                          rrf_k=s.rrf_k, weights=(s.dense_weight, s.sparse_weight), filters=filters or {})
         with self._lock:
             stored = self.store.query(spec)
-            top = self.store.query(QuerySpec(dense=dense, mode="dense", limit=1, filters=filters or {}))
+            if mode == "hybrid":  # the closest chunk by cosine, for the refusal threshold
+                top = self.store.query(QuerySpec(dense=dense, mode="dense", limit=1, filters=filters or {}))
+            else:
+                top = stored[:1] if mode == "dense" else []
         t2 = time.perf_counter()
         hits, seen = [], set()
         for h in stored:
@@ -92,7 +95,8 @@ class Retriever:
             hits.append(Hit(p["title"], h.score, p["text"], p["paper_id"], p.get("chunk", 0), p.get("pages", []), meta))
             if len(hits) == k:
                 break
-        return Retrieval(query, hits, top[0].score if top else 0.0, (t1 - t0) * 1000, (t2 - t1) * 1000)
+        best = top[0].score if top else (None if mode == "sparse" else 0.0)
+        return Retrieval(query, hits, best, (t1 - t0) * 1000, (t2 - t1) * 1000)
 
 
 def check_query(query: str) -> str:

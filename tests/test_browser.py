@@ -44,7 +44,8 @@ def served(tmp_path_factory):
     from serving import ui
     from serving.serve_cmd import prepare
 
-    app = rag.load("cpu", data_dir=tmp_path_factory.mktemp("browser"))
+    # RAG_TEST_DATA_DIR: reuse an index built by an earlier run (ingest takes minutes on CPU)
+    app = rag.load("cpu", data_dir=os.environ.get("RAG_TEST_DATA_DIR") or tmp_path_factory.mktemp("browser"))
     prepare(app)  # ingest the sample corpus, load both models
     titles = {h.title for h in app.search("multimodal", k=1000, mode="dense")}
     demo = ui.launch(app, ServingSettings(port=free_port()), prevent_thread_lock=True, quiet=True)
@@ -112,13 +113,14 @@ def test_chat_cites_sources_follow_up_and_feedback(page, served):
     assert "Retrieved for:" in panel.inner_text()
 
     feedback = app.settings.data_dir / "feedback.jsonl"
+    seen = len(feedback.read_text().splitlines()) if feedback.exists() else 0
     page.locator('#rag-chat [data-testid="bot"]').first.hover()
-    page.locator("#rag-chat").get_by_role("button", name="Like").first.click()
+    page.locator("#rag-chat").get_by_role("button", name="Like", exact=True).first.click()
     record = None
     deadline = time.time() + 20
     while time.time() < deadline and record is None:
         if feedback.exists():
-            for line in feedback.read_text().splitlines():
+            for line in feedback.read_text().splitlines()[seen:]:
                 r = json.loads(line)
                 if r["question"] == QUESTION and r["vote"] == "up":
                     record = r
