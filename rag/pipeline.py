@@ -30,6 +30,7 @@ from rag.prompting import ANSWER_SCHEMA, answer_messages, closed_book_messages, 
 from rag.retrieval import check_query
 
 log = logging.getLogger(__name__)
+CLOSED_BOOK_TOKENS = 120  # 1-3 sentences; the baseline need not pay for long answers
 
 
 class Answerer:
@@ -78,7 +79,8 @@ class Answerer:
         t0 = time.perf_counter()
         question = self._check(question)
         timings: dict = {}
-        raw = "".join(p for p in self._generate(closed_book_messages(question, self.settings.refusal_text), False, timings))
+        messages = closed_book_messages(question, self.settings.refusal_text)
+        raw = "".join(self._generate(messages, False, timings, max_new_tokens=CLOSED_BOOK_TOKENS))
         text = " ".join(raw.split())
         refused = self._is_refusal(text)
         timings["total_s"] = time.perf_counter() - t0
@@ -94,7 +96,7 @@ class Answerer:
         out = self.app.generator.complete(rewrite_messages(turns, question), max_new_tokens=60, temperature=0.0)
         out = " ".join(out.strip().strip('"').split())
         out = re.sub(r"^(rewritten question|question)\s*:\s*", "", out, flags=re.I)
-        if not out or len(out) > 3 * len(question) + 200:
+        if not out or len(out) > len(question) + 120:  # the model answered or copied instead of rewriting
             last_user = next((m["content"] for m in reversed(turns) if m["role"] == "user"), "")
             out = f"{last_user} {question}".strip()  # fallback: keep the topic of the previous turn
         return out
@@ -106,13 +108,13 @@ class Answerer:
             raise InputError(f"the question is {len(question):,} characters; keep it under {self.settings.max_question_chars:,}")
         return question
 
-    def _generate(self, messages: list[dict], json_mode: bool, timings: dict):
+    def _generate(self, messages: list[dict], json_mode: bool, timings: dict, max_new_tokens: int | None = None):
         """Yield visible text pieces; return the raw output. Fills ttft_s, tokens_per_s, completion_tokens."""
         gen = self.app.generator
         t = time.perf_counter()
         first, pieces, raw = None, 0, []
         extractor = JsonAnswerExtractor() if json_mode else None
-        stream = gen.stream(messages, json_schema=ANSWER_SCHEMA if json_mode else None)
+        stream = gen.stream(messages, max_new_tokens=max_new_tokens, json_schema=ANSWER_SCHEMA if json_mode else None)
         for piece in stream:
             if first is None:
                 first = time.perf_counter()

@@ -44,8 +44,9 @@ CLOSED_BOOK_SYSTEM = (
 
 REWRITE_SYSTEM = (
     "Rewrite the user's last question so that it can be understood without the conversation: "
-    "replace pronouns such as 'it', 'its', 'they' or 'that model' with the names they refer to. "
-    "Output only the rewritten question."
+    "replace pronouns such as 'it', 'its', 'they' or 'that model' with the short name they refer to "
+    "(e.g. a model, dataset or benchmark name). Keep everything else as it is; do not answer the question "
+    "and do not add details. Output only the rewritten question."
 )
 
 _FENCE = re.compile(r"</?\s*source[^>]*>", re.I)
@@ -76,12 +77,19 @@ def closed_book_messages(question: str, refusal: str) -> list[dict]:
     return [{"role": "system", "content": CLOSED_BOOK_SYSTEM.format(refusal=refusal)}, {"role": "user", "content": question}]
 
 
-def rewrite_messages(history: list[dict], question: str, max_chars: int = 400) -> list[dict]:
-    """Messages asking the LLM to turn a follow-up into a standalone question."""
+def rewrite_messages(history: list[dict], question: str, max_chars: int = 200) -> list[dict]:
+    """Messages asking the LLM to turn a follow-up into a standalone question.
+
+    Assistant turns are cut to their first sentence without citation markers: the names they
+    introduce are what a follow-up refers to, and long answers only invite the model to copy them.
+    """
     lines = []
     for m in history:
         who = "User" if m["role"] == "user" else "Assistant"
-        lines.append(f"{who}: {sanitize(m['content'][:max_chars])}")
+        text = m["content"]
+        if who == "Assistant":
+            text = re.sub(r"\s*\[\d+(?:,\s*\d+)*\]", "", re.split(r"(?<=[.!?])\s", text, maxsplit=1)[0])
+        lines.append(f"{who}: {sanitize(text[:max_chars])}")
     convo = "\n".join(lines)
     user = f"Conversation:\n{convo}\n\nLast question: {sanitize(question)}\n\nRewritten question:"
     return [{"role": "system", "content": REWRITE_SYSTEM}, {"role": "user", "content": user}]

@@ -24,3 +24,18 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU"))
         if "browser" in item.keywords and not chromium:
             item.add_marker(pytest.mark.skip(reason="needs chromium: sudo apt-get install chromium"))
+
+
+@pytest.fixture(scope="session")
+def real_data_dir(tmp_path_factory):
+    """A data dir holding the sample corpus indexed with the real default embedder (built once per session).
+
+    Open it with ``rag.load("cpu", data_dir=real_data_dir)`` and close the App when done: the
+    embedded store allows one open App at a time.
+    """
+    import rag
+
+    path = tmp_path_factory.mktemp("real-index")
+    with rag.load("cpu", data_dir=path) as app:
+        app.ingest(progress=False)
+    return path
