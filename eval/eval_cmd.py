@@ -56,12 +56,9 @@ def add_eval_command(sub, common) -> argparse.ArgumentParser:
 
 def _settings(args):
     from rag.config import Settings
-    from serving.cli import parse_overrides
+    from serving.cli import settings_overrides
 
-    overrides = parse_overrides(args.overrides)
-    if args.data_dir:
-        overrides["data_dir"] = args.data_dir
-    return Settings.load(args.config, **overrides)
+    return Settings.load(args.config, **settings_overrides(args))
 
 
 def cmd_validate(args) -> int:

@@ -149,10 +149,14 @@ def parse_output(raw: str, json_mode: bool) -> tuple[bool, str]:
         return True, raw.strip()
     try:
         obj = json.loads(raw)
-        return bool(obj.get("found", True)), str(obj.get("answer", "")).strip()
+        found, text = bool(obj.get("found", True)), str(obj.get("answer", "")).strip()
     except (json.JSONDecodeError, AttributeError):
         log.warning("model output is not the expected JSON; using it as text: %r", raw[:200])
         return True, raw.strip()
+    if text.startswith("{") and '"answer"' in text:  # small models sometimes nest the JSON in the answer
+        inner = JsonAnswerExtractor()
+        text = inner.feed(text).strip() or text
+    return found, text
 
 
 class JsonAnswerExtractor:

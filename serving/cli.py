@@ -77,13 +77,18 @@ def parse_filters(items: list[str]) -> dict:
     return filters
 
 
-def load_app(args):
-    import rag
-
+def settings_overrides(args) -> dict:
+    """The --set and --data-dir options as settings overrides."""
     overrides = parse_overrides(args.overrides)
     if args.data_dir:
         overrides["data_dir"] = args.data_dir
-    return rag.load(args.config, **overrides)
+    return overrides
+
+
+def load_app(args):
+    import rag
+
+    return rag.load(args.config, **settings_overrides(args))
 
 
 def cmd_ingest(args) -> int:

@@ -124,3 +124,8 @@ def test_json_extractor_and_parse():
 def test_closed_book(app):
     a = app.ask("What is a transformer?", closed_book=True)
     assert a.sources == [] and a.citations == []
+
+
+def test_nested_json_answer_is_unwrapped():
+    raw = json.dumps({"found": True, "answer": '{ "found": true, "answer": "MouSi is a model [1]. It has experts'})
+    assert parse_output(raw, True) == (True, "MouSi is a model [1]. It has experts")
