@@ -150,12 +150,12 @@ def parse_output(raw: str, json_mode: bool) -> tuple[bool, str]:
     try:
         obj = json.loads(raw)
         found, text = bool(obj.get("found", True)), str(obj.get("answer", "")).strip()
-    except (json.JSONDecodeError, AttributeError):
-        log.warning("model output is not the expected JSON; using it as text: %r", raw[:200])
-        return True, raw.strip()
+    except (json.JSONDecodeError, AttributeError):  # cut off by max_new_tokens: keep what was written
+        log.info("model output is not complete JSON (token limit?): %r", raw[:200])
+        found = not re.search(r'"found"\s*:\s*false', raw)
+        text = JsonAnswerExtractor().feed(raw).strip() or raw.strip()
     if text.startswith("{") and '"answer"' in text:  # small models sometimes nest the JSON in the answer
-        inner = JsonAnswerExtractor()
-        text = inner.feed(text).strip() or text
+        text = JsonAnswerExtractor().feed(text).strip() or text
     return found, text
 
 

@@ -277,4 +277,4 @@ def test_real_llm_answers_cite_only_their_sources(real_app, tmp_path):
     assert any(v is not None for v in validity), "the LLM refused every question: nothing to check"
     assert all(v == 1.0 for v in validity if v is not None), validity
     assert s["overall"]["system"]["citation_validity"]["mean"] == 1.0
-    assert all(r["models"]["generation"] == "qwen2.5-coder-1.5b-instruct-q4_k_m" for r in recs)
+    assert all(r["models"]["generation"] == real_app.settings.generation.model for r in recs)

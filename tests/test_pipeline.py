@@ -119,6 +119,8 @@ def test_json_extractor_and_parse():
     assert out == "No é \nx"
     assert parse_output('{"found": false, "answer": "x"}', True) == (False, "x")
     assert parse_output("plain", True) == (True, "plain")
+    assert parse_output('{"found": true, "answer": "Cut off mid', True) == (True, "Cut off mid")
+    assert parse_output('{"found": true, "answer": "{ \\"found\\": true, \\"answer\\": \\"Nested, cut', True) == (True, "Nested, cut")
 
 
 def test_closed_book(app):
