@@ -5,7 +5,9 @@ use, or injected (tests pass fakes). One App is safe to share between threads.
 
 Example:
     >>> import rag
-    >>> app = rag.load(data_dir="/tmp/rag-doc", **{"store.backend": "server", "store.url": ":memory:"}, embedder=FakeEmbedder())
+    >>> from rag.testing import FakeEmbedder
+    >>> import tempfile
+    >>> app = rag.load(data_dir=tempfile.mkdtemp(), embedder=FakeEmbedder())
     >>> app.ingest(["data/sample"], progress=False).papers
     342
     >>> app.search("Chinese multimodal math benchmark", k=1)[0].title
@@ -28,7 +30,6 @@ from rag.errors import InputError
 from rag.corpus import load_papers
 from rag.ingest import IngestReport, ingest_papers
 from rag.retrieval import Hit, Retrieval, Retriever
-from rag.testing import FakeEmbedder  # noqa: F401  (used by the docstring example)
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@
 Example (fakes; the real models run the same code):
     >>> from rag.testing import FakeEmbedder, FakeGenerator
     >>> import rag
-    >>> app = rag.load(data_dir="/tmp/rag-doc", embedder=FakeEmbedder(), generator=FakeGenerator(),
-    ...                **{"store.backend": "server", "store.url": ":memory:"})
+    >>> import tempfile
+    >>> app = rag.load(data_dir=tempfile.mkdtemp(), embedder=FakeEmbedder(), generator=FakeGenerator())
     >>> _ = app.ingest(["data/sample"], progress=False)
     >>> a = app.ask("Which benchmark evaluates Chinese multimodal math?")
     >>> a.refused, a.citations[0].title.startswith("CMM-Math")
