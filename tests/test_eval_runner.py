@@ -6,7 +6,6 @@ the real embedder and CPU LLM (configs/cpu.yaml) and guard retrieval quality on 
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -26,24 +25,10 @@ FAKE = {"store.backend": "server", "store.url": ":memory:"}
 
 
 def run_cli(argv: list[str]) -> int:
-    """`rag ARGV` through serving.cli.main once eval is registered there, else a parser with just `eval`."""
+    """`rag ARGV`, in process."""
     from serving import cli
 
-    parser = cli.build_parser()
-    choices = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
-    if "eval" in choices:
-        return cli.main(argv)
-    from eval.eval_cmd import add_eval_command
-    from rag.errors import RagError
-
-    parser = argparse.ArgumentParser(prog="rag")
-    add_eval_command(parser.add_subparsers(dest="command", required=True), cli._common)
-    args = parser.parse_args(argv)
-    try:
-        return args.handler(args) or 0
-    except RagError as e:
-        print(f"error: {e}")
-        return 2
+    return cli.main(argv)
 
 
 def one_of_each_type(path: Path = TEST_Q) -> list[dict]:

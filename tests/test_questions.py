@@ -107,26 +107,10 @@ def test_question_text_helpers():
 
 
 def run_cli(argv: list[str]) -> int:
-    """`rag ARGV` through serving.cli.main once eval is registered there, else a parser with just `eval`."""
-    import argparse
-
+    """`rag ARGV`, in process."""
     from serving import cli
 
-    parser = cli.build_parser()
-    choices = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
-    if "eval" in choices:
-        return cli.main(argv)
-    from eval.eval_cmd import add_eval_command
-    from rag.errors import RagError
-
-    parser = argparse.ArgumentParser(prog="rag")
-    add_eval_command(parser.add_subparsers(dest="command", required=True), cli._common)
-    args = parser.parse_args(argv)
-    try:
-        return args.handler(args) or 0
-    except RagError as e:
-        print(f"error: {e}")
-        return 2
+    return cli.main(argv)
 
 
 def test_validate_cli_exit_codes(tmp_path, capsys):
