@@ -9,8 +9,8 @@ Parts (each writes its own JSON under bench/results/, with the command line and 
    from a k=10 search (the Retriever raises limit/prefetch with k, so the two can rank differently).
 3. Latency (default): p50/p95 of ``embed_ms`` and ``search_ms`` as ``Retriever.search`` reports them,
    over every dev question x ``--repeats`` per mode, plus the single Qdrant ``store.query`` call timed
-   alone and the BM25 query encoding alone (``search_ms`` = BM25 query encoding + the fused query +
-   a second dense top-1 query for the refusal score); ingest papers/s with embedding time apart.
+   alone and the BM25 query encoding alone (``search_ms`` = BM25 query encoding + the store query:
+   for hybrid, the dense and BM25 searches and the RRF fusion in ``rag.store.ranking``); ingest papers/s with embedding time apart.
    -> bench/results/retrieval.json
 2. ``--sweep``: chunk_size in {128, 256, 512} (one index each), and per index the hybrid fusion grid
    rrf_k x prefetch x (dense_weight, sparse_weight); query vectors are embedded once and cached, so
@@ -134,6 +134,11 @@ class CpuMonitor:
         other = max(0.0, self._busy(s1) - self._busy(self._s0) - own)
         ok = wall >= 0.5  # shorter windows: CPU accounting (10 ms ticks) is too coarse
         self.result = {"wall_s": wall, "own_cores": own / wall if ok else None, "other_cores": other / wall if ok else None}
+
+
+def _cores(mon: dict) -> str:
+    """Other processes' cores during a section; n/a when the section was too short to measure."""
+    return "n/a" if mon.get("other_cores") is None else f"{mon['other_cores']:.2f}"
 
 
 def wait_quiet(max_wait: float, threshold: float = 0.3) -> dict:
@@ -299,11 +304,13 @@ def run_default(args, questions: list[dict], tmp: Path) -> dict:
                     r = app.retrieve(t, k=k, mode=mode)
                     embed_ms.append(r.embed_ms)
                     search_ms.append(r.search_ms)
-        # the one fused Qdrant query alone, same spec as Retriever builds (k=5: limit 20, prefetch 50)
+        # the store query alone, same spec as Retriever builds (k=5 hybrid: both prefetches of 50, all fused candidates)
         vecs = [(app.embedder.embed_query(t), sparse_query(t)) for t in texts]
         limit = k * 4 if s.retrieval.one_per_paper else k
-        specs = [QuerySpec(dense=d, sparse=sp, mode=mode, limit=limit, prefetch=max(s.retrieval.prefetch, limit),
-                           rrf_k=s.retrieval.rrf_k, weights=(s.retrieval.dense_weight, s.retrieval.sparse_weight))
+        prefetch = max(s.retrieval.prefetch, limit)
+        limit = 2 * prefetch if mode == "hybrid" else limit
+        specs = [QuerySpec(dense=d, sparse=sp, mode=mode, limit=limit, prefetch=prefetch,
+                           rrf_k=s.retrieval.rrf_k, weights=(s.retrieval.dense_weight, s.retrieval.sparse_weight), fields=[])
                  for d, sp in vecs]
         for spec in specs[:10]:
             app.store.query(spec)
@@ -328,11 +335,11 @@ def run_default(args, questions: list[dict], tmp: Path) -> dict:
     hdr = ["mode", "embed p50", "embed p95", "search_ms p50", "search_ms p95", "store.query p50", "store.query p95",
            "other procs' cores"]
     print(md_table(hdr, [[m, v["embed_ms"]["p50"], v["embed_ms"]["p95"], v["search_ms"]["p50"], v["search_ms"]["p95"],
-                          v["store_query_ms"]["p50"], v["store_query_ms"]["p95"], f"{v['cpu_contention']['other_cores']:.2f}"]
+                          v["store_query_ms"]["p50"], v["store_query_ms"]["p95"], _cores(v['cpu_contention'])]
                          for m, v in lat.items()]))
     b = out["latency"]["bm25_query_encode_ms"]
     print(f"\nBM25 query encoding alone: p50 {b['p50']:.3f} ms, p95 {b['p95']:.3f} ms. search_ms = BM25 encoding + "
-          "fused query + dense top-1 query (refusal score).")
+          "store query (hybrid: dense and BM25 searches + RRF fusion with the total order).")
     i = out["ingest"]
     print(f"\n### Ingest\n\n{i['papers']} papers -> {i['chunks_written']} chunks in {i['seconds']:.1f} s: "
           f"{i['papers_per_s']:.1f} papers/s ({i['chunks_per_s']:.1f} chunks/s); embedding {i['embed_seconds']:.1f} s "

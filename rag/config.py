@@ -100,7 +100,13 @@ class GenerationSettings(_Section):
     n_gpu_layers: int = Field(0, ge=-1, description="Layers offloaded to GPU by llama.cpp (-1 = all).")
     max_new_tokens: int = Field(200, ge=1, le=8192, description="Maximum tokens generated per answer.")
     temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature; 0 = greedy.")
-    seed: int = Field(0, description="Sampling seed.")
+    seed: int = Field(0, description="Sampling seed (fixed, so temperature > 0 is repeatable too).")
+    cache_prompt: bool = Field(
+        False,
+        description="llama.cpp: reuse the KV cache of the previous request's common prefix. Saves the prefill of the "
+        "shared system prompt (~1 s on 2 cores), but logits then depend on how the prompt was batched, so the same "
+        "question can get a different answer depending on what was asked before. Off = reproducible answers.",
+    )
 
 
 class AnswerSettings(_Section):

@@ -1,4 +1,7 @@
-"""Retrieval: embed the query, run hybrid (dense + BM25, RRF in Qdrant), keep one hit per paper.
+"""Retrieval: embed the query, run hybrid (dense + BM25 fused with RRF), keep one hit per paper.
+
+Results are in the total order of ``rag.store.ranking``; one hit per paper keeps each paper's
+first chunk in that order, so the same query on the same index gives the same hits every time.
 
 Example:
     >>> from rag.testing import FakeEmbedder
@@ -76,27 +79,50 @@ class Retriever:
         t1 = time.perf_counter()
         sparse = sparse_query(query)
         limit = k * 4 if per_paper else k  # several chunks of one paper may rank together
-        spec = QuerySpec(dense=dense, sparse=sparse, mode=mode, limit=max(limit, k), prefetch=max(s.prefetch, limit),
-                         rrf_k=s.rrf_k, weights=(s.dense_weight, s.sparse_weight), filters=filters or {})
+        prefetch = max(s.prefetch, limit)
+        if mode == "hybrid":  # every fused candidate: one per paper needs them, refusal needs the best dense score
+            limit = 2 * prefetch
+        spec = QuerySpec(dense=dense, sparse=sparse, mode=mode, limit=limit, prefetch=prefetch,
+                         rrf_k=s.rrf_k, weights=(s.dense_weight, s.sparse_weight), filters=filters or {},
+                         fields=[])  # payloads are read only for the hits kept (reading them costs more than the search)
         with self._lock:
             stored = self.store.query(spec)
-            if mode == "hybrid":  # the closest chunk by cosine, for the refusal threshold
-                top = self.store.query(QuerySpec(dense=dense, mode="dense", limit=1, filters=filters or {}))
-            else:
-                top = stored[:1] if mode == "dense" else []
+            kept = self._keep(stored, k, per_paper)
+            payloads = self.store.payloads([h.id for h in kept])
         t2 = time.perf_counter()
-        hits, seen = [], set()
-        for h in stored:
-            p = h.payload
-            if per_paper and p["paper_id"] in seen:
-                continue
-            seen.add(p["paper_id"])
-            meta = {key: v for key, v in p.items() if key not in ("title", "text", "paper_id", "chunk", "pages", "paper_hash")}
-            hits.append(Hit(p["title"], h.score, p["text"], p["paper_id"], p.get("chunk", 0), p.get("pages", []), meta))
-            if len(hits) == k:
-                break
-        best = top[0].score if top else (None if mode == "sparse" else 0.0)
+        hits = [_hit(payloads[h.id], h.score) for h in kept if h.id in payloads]
+        # cosine similarity of the closest chunk, for the refusal threshold
+        if mode == "sparse":
+            best = None
+        elif mode == "dense":
+            best = stored[0].score if stored else 0.0
+        else:
+            best = max((h.dense for h in stored if h.dense is not None), default=0.0)
         return Retrieval(query, hits, best, (t1 - t0) * 1000, (t2 - t1) * 1000)
+
+
+    def _keep(self, stored: list, k: int, per_paper: bool) -> list:
+        """The first k hits in rank order; with ``per_paper`` only each paper's first, reading paper ids in batches."""
+        if not per_paper:
+            return stored[:k]
+        kept, seen, batch = [], set(), 4 * k
+        for start in range(0, len(stored), batch):
+            part = stored[start : start + batch]
+            ids = self.store.payloads([h.id for h in part], ["paper_id"])
+            for h in part:
+                pid = ids.get(h.id, {}).get("paper_id")
+                if pid is None or pid in seen:
+                    continue
+                seen.add(pid)
+                kept.append(h)
+                if len(kept) == k:
+                    return kept
+        return kept
+
+
+def _hit(p: dict, score: float) -> Hit:
+    meta = {key: v for key, v in p.items() if key not in ("title", "text", "paper_id", "chunk", "pages", "paper_hash")}
+    return Hit(p["title"], score, p["text"], p["paper_id"], p.get("chunk", 0), p.get("pages", []), meta)
 
 
 def check_query(query: str) -> str:

@@ -94,6 +94,7 @@ class LlamaCppGenerator(Generator):
             "max_tokens": max_new_tokens or self.settings.max_new_tokens,
             "temperature": self.settings.temperature if temperature is None else temperature,
             "seed": self.settings.seed,
+            "cache_prompt": self.settings.cache_prompt,
             "stream": True,
         }
         if json_schema is not None:

@@ -4,10 +4,12 @@
 * ``ServerStore``: qdrant-client against a Qdrant server by URL (``:memory:`` in tests).
 
 Both hold, per chunk, a dense vector ``dense`` (cosine) and a BM25 sparse vector ``bm25``
-(IDF applied by Qdrant), and run hybrid queries as two prefetches fused with RRF inside Qdrant.
-Sparse vectors are computed client-side with qdrant-edge's ``Bm25`` for both backends, so the
-two give the same ranking for the same data, up to the order of exactly tied scores (edge
-compares in float32, qdrant-client's local mode in float64; tests/test_store.py checks this).
+(IDF applied by Qdrant). Sparse vectors are computed client-side with qdrant-edge's ``Bm25`` for
+both backends. A backend only runs single-vector searches (``_search_many``); ``VectorStore.query``
+puts every result list into one total order and fuses hybrid queries with RRF
+(``rag.store.ranking`` documents the order and why Qdrant's own tie order cannot be used), so
+the same query gives the same ranking in every process and on both backends
+(tests/test_store.py checks this id by id).
 
 Example:
     >>> store = open_store(StoreSettings(backend="server", url=":memory:"), Path("."), "demo", dim=2)
@@ -19,13 +21,15 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 from rag.config import StoreSettings
 from rag.errors import InputError, StoreError
+from rag.store.ranking import TIE_SLACK, StoredHit, fuse_rrf, needs_more, sort_single
 
 DENSE, SPARSE = "dense", "bm25"
 # payload fields with a keyword index, usable in filters
@@ -57,13 +61,7 @@ class QuerySpec:
     weights: tuple[float, float] = (1.0, 1.0)
     filters: dict[str, Any] = field(default_factory=dict)
     exact: bool = False
-
-
-@dataclass
-class StoredHit:
-    id: str
-    score: float
-    payload: dict
+    fields: list[str] | None = None  # payload fields returned with each hit; None = the whole payload, [] = none
 
 
 @lru_cache(maxsize=1)
@@ -97,19 +95,61 @@ def normalize_filters(filters: dict[str, Any] | None) -> dict[str, list[str]]:
     return out
 
 
-class VectorStore:
-    """What the pipeline needs from Qdrant. Not re-entrant across threads: callers serialise."""
+class VectorStore(ABC):
+    """What the pipeline needs from Qdrant. Not re-entrant across threads: callers serialise.
+
+    Backends implement the abstract methods; ``query`` (ordering, tie handling, fusion) is shared.
+    """
 
     name: str
 
+    @abstractmethod
     def upsert(self, points: list[PointData]) -> None: ...
+    @abstractmethod
     def delete_paper(self, paper_id: str) -> None: ...
-    def payloads(self, ids: list[str], fields: list[str]) -> dict[str, dict]: ...
+    @abstractmethod
+    def payloads(self, ids: list[str], fields: list[str] | None = None) -> dict[str, dict]:
+        """Payloads of the points that exist, by id (``fields``: only these keys; None = all)."""
+    @abstractmethod
     def count(self, paper_id: str | None = None) -> int: ...
-    def query(self, spec: QuerySpec) -> list[StoredHit]: ...
+    @abstractmethod
     def optimize(self) -> None: ...
+    @abstractmethod
     def flush(self) -> None: ...
+    @abstractmethod
     def close(self) -> None: ...
+
+    @abstractmethod
+    def _search_many(self, requests: list[tuple[QuerySpec, int]]) -> list[list[StoredHit]]:
+        """Run single-vector searches (``spec.mode`` is "dense" or "sparse"), each for its limit,
+        with the payload fields ``spec.fields``. The order within equal scores does not matter: ``query`` re-sorts."""
+
+    def query(self, spec: QuerySpec) -> list[StoredHit]:
+        """Best points first, in the total order of ``rag.store.ranking``."""
+        if spec.mode == "hybrid":
+            dense, sparse = self._ranked([(replace(spec, mode="dense"), spec.prefetch),
+                                          (replace(spec, mode="sparse"), spec.prefetch)])
+            return fuse_rrf(dense, sparse, spec.rrf_k, spec.weights, spec.limit)
+        if spec.mode not in ("dense", "sparse"):
+            raise InputError(f"unknown search mode '{spec.mode}': use hybrid, dense or sparse")
+        return self._ranked([(spec, spec.limit)])[0]
+
+    def _ranked(self, requests: list[tuple[QuerySpec, int]]) -> list[list[StoredHit]]:
+        """Each request's first ``limit`` points in the total order, fetching more while a cut splits a tie."""
+        fetch = [limit + TIE_SLACK for _, limit in requests]
+        out: list = [None if self._has_vector(spec) else [] for spec, _ in requests]
+        while todo := [i for i, hits in enumerate(out) if hits is None]:
+            for i, hits in zip(todo, self._search_many([(requests[i][0], fetch[i]) for i in todo])):
+                hits, limit = sort_single(hits), requests[i][1]
+                if needs_more(hits, limit, fetch[i]):
+                    fetch[i] *= 2
+                else:
+                    out[i] = hits[:limit]
+        return out
+
+    @staticmethod
+    def _has_vector(spec: QuerySpec) -> bool:
+        return (spec.dense if spec.mode == "dense" else spec.sparse) is not None
 
 
 def open_store(settings: StoreSettings, data_dir: Path, collection: str, dim: int) -> VectorStore:

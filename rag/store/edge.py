@@ -65,8 +65,8 @@ class EdgeStore(VectorStore):
         q = self._q
         self._shard.update(q.UpdateOperation.delete_points_by_filter(q.Filter(must=[q.FieldCondition("paper_id", match=q.MatchValue(paper_id))])))
 
-    def payloads(self, ids: list[str], fields: list[str]) -> dict[str, dict]:
-        recs = self._shard.retrieve(ids, fields, False)
+    def payloads(self, ids: list[str], fields: list[str] | None = None) -> dict[str, dict]:
+        recs = self._shard.retrieve(ids, True if fields is None else fields, False)
         return {str(r.id): dict(r.payload or {}) for r in recs}
 
     def count(self, paper_id: str | None = None) -> int:
@@ -74,25 +74,18 @@ class EdgeStore(VectorStore):
         flt = q.Filter(must=[q.FieldCondition("paper_id", match=q.MatchValue(paper_id))]) if paper_id else None
         return self._shard.count(q.CountRequest(exact=True, filter=flt))
 
-    def query(self, spec: QuerySpec) -> list[StoredHit]:
+    def _search_many(self, requests: list[tuple[QuerySpec, int]]) -> list[list[StoredHit]]:
         q = self._q
-        params = q.SearchParams(exact=True) if spec.exact else None
-        flt = self._filter(spec.filters)
-        dense = q.Query.Nearest(spec.dense, using=DENSE) if spec.dense is not None else None
-        sparse = q.Query.Nearest(q.SparseVector(spec.sparse.indices, spec.sparse.values), using=SPARSE) if spec.sparse else None
-        if spec.mode == "hybrid":
-            req = q.QueryRequest(
-                limit=spec.limit,
-                prefetches=[
-                    q.Prefetch(limit=spec.prefetch, query=dense, filter=flt, params=params),
-                    q.Prefetch(limit=spec.prefetch, query=sparse, filter=flt, params=params),
-                ],
-                query=q.Fusion.Rrf(k=spec.rrf_k, weights=list(spec.weights)),
-                with_payload=True,
-            )
-        else:
-            req = q.QueryRequest(limit=spec.limit, query=dense if spec.mode == "dense" else sparse, filter=flt, params=params, with_payload=True)
-        return [StoredHit(str(p.id), float(p.score), dict(p.payload or {})) for p in self._shard.query(req)]
+        out = []
+        for spec, limit in requests:
+            if spec.mode == "dense":
+                query = q.Query.Nearest(spec.dense, using=DENSE)
+            else:
+                query = q.Query.Nearest(q.SparseVector(spec.sparse.indices, spec.sparse.values), using=SPARSE)
+            req = q.QueryRequest(limit=limit, query=query, filter=self._filter(spec.filters),
+                                 params=q.SearchParams(exact=True) if spec.exact else None, with_payload=True if spec.fields is None else (spec.fields or False))
+            out.append([StoredHit(str(p.id), float(p.score), dict(p.payload or {})) for p in self._shard.query(req)])
+        return out
 
     def optimize(self) -> None:
         self._shard.optimize()

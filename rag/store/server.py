@@ -10,6 +10,7 @@ import os
 
 from rag.errors import StoreError
 from rag.store import DENSE, FILTER_FIELDS, SPARSE, PointData, QuerySpec, StoredHit, VectorStore, normalize_filters
+from rag.store.ranking import f32
 
 
 class ServerStore(VectorStore):
@@ -62,37 +63,25 @@ class ServerStore(VectorStore):
     def delete_paper(self, paper_id: str) -> None:
         self._client.delete(self.collection, points_selector=self._m.FilterSelector(filter=self._paper_filter(paper_id)), wait=True)
 
-    def payloads(self, ids: list[str], fields: list[str]) -> dict[str, dict]:
-        recs = self._client.retrieve(self.collection, ids, with_payload=fields, with_vectors=False)
+    def payloads(self, ids: list[str], fields: list[str] | None = None) -> dict[str, dict]:
+        recs = self._client.retrieve(self.collection, ids, with_payload=True if fields is None else fields, with_vectors=False)
         return {str(r.id): dict(r.payload or {}) for r in recs}
 
     def count(self, paper_id: str | None = None) -> int:
         flt = self._paper_filter(paper_id) if paper_id else None
         return self._client.count(self.collection, count_filter=flt, exact=True).count
 
-    def query(self, spec: QuerySpec) -> list[StoredHit]:
+    def _search_many(self, requests: list[tuple[QuerySpec, int]]) -> list[list[StoredHit]]:
         m = self._m
-        params = m.SearchParams(exact=True) if spec.exact else None
-        flt = self._filter(spec.filters)
-        sparse = m.SparseVector(indices=spec.sparse.indices, values=spec.sparse.values) if spec.sparse else None
-        if spec.mode == "hybrid":
-            res = self._client.query_points(
-                self.collection,
-                prefetch=[
-                    m.Prefetch(query=spec.dense, using=DENSE, limit=spec.prefetch, filter=flt, params=params),
-                    m.Prefetch(query=sparse, using=SPARSE, limit=spec.prefetch, filter=flt, params=params),
-                ],
-                query=m.RrfQuery(rrf=m.Rrf(k=spec.rrf_k, weights=list(spec.weights))),
-                limit=spec.limit,
-                with_payload=True,
-            )
-        else:
-            res = self._client.query_points(
-                self.collection, query=spec.dense if spec.mode == "dense" else sparse,
-                using=DENSE if spec.mode == "dense" else SPARSE, limit=spec.limit, query_filter=flt,
-                search_params=params, with_payload=True,
-            )
-        return [StoredHit(str(p.id), float(p.score), dict(p.payload or {})) for p in res.points]
+        batch = []
+        for spec, limit in requests:
+            dense = spec.mode == "dense"
+            query = spec.dense if dense else m.SparseVector(indices=spec.sparse.indices, values=spec.sparse.values)
+            batch.append(m.QueryRequest(query=query, using=DENSE if dense else SPARSE, limit=limit, filter=self._filter(spec.filters),
+                                        params=m.SearchParams(exact=True) if spec.exact else None, with_payload=True if spec.fields is None else (spec.fields or False)))
+        responses = self._client.query_batch_points(self.collection, batch)  # one round trip
+        # float32 scores, as a Qdrant server computes them (local mode uses float64)
+        return [[StoredHit(str(p.id), f32(p.score), dict(p.payload or {})) for p in r.points] for r in responses]
 
     def optimize(self) -> None:
         pass  # a server builds its HNSW index in the background
