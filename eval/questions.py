@@ -5,12 +5,19 @@ A question file is JSON lines, one object per question::
     {"id": "dev-001", "type": "single", "question": "...", "gold_titles": ["Exact Title"],
      "answer_facts": ["fact copied from the gold abstract"], "notes": "optional"}
 
-Types: ``single``, ``numeric``, ``multi``, ``title_lookup``, ``semantic``, ``unanswerable``
-(empty ``gold_titles`` and ``answer_facts``) and ``followup`` (``"turns": [first, second]``
-instead of ``"question"``; the facts answer the second turn).
+Types:
+
+* answerable about named gold papers: ``single``, ``numeric``, ``multi`` (2+ gold papers),
+  ``title_lookup``, ``semantic`` (paraphrased), ``false_premise`` (the question states a wrong
+  number or relation; the facts are the true ones), ``non_english`` (with ``"language": "es"``
+  etc.; facts are language-neutral names and numbers) and ``followup`` (``"turns": [first,
+  second]`` instead of ``"question"``; the facts answer the second turn);
+* ``list``: "which papers ...?"; ``gold_titles`` is the complete list (2+), facts may be empty;
+* declined, with empty ``gold_titles`` and ``answer_facts``: ``unanswerable`` (the papers lack
+  the answer), ``off_topic``, ``emergency`` and ``injection``.
 
 Every gold title must be an exact corpus title, and every fact must appear in one of the gold
-abstracts (compared case- and whitespace-insensitively) unless ``notes`` mentions
+abstracts or gold titles (compared case- and whitespace-insensitively) unless ``notes`` mentions
 "paraphrase".
 
 Example:
@@ -18,8 +25,12 @@ Example:
     ...        "gold_titles": ["Paper A"], "answer_facts": ["does  X"]}]
     >>> validate(qs, ["Paper A"], {"Paper A": "Paper A Does X well."})
     []
-    >>> validate(qs + [dict(qs[0], type="bogus")], ["Paper A"], {"Paper A": "A does X."})
-    ["line 2 (q1): duplicate id 'q1' (first on line 1)", "line 2 (q1): unknown type 'bogus' (expected one of: followup, multi, numeric, semantic, single, title_lookup, unanswerable)"]
+    >>> validate([dict(qs[0], answer_facts=["Paper A"])], ["Paper A"], {"Paper A": "It does X."})  # a fact in the title
+    []
+    >>> validate(qs + [dict(qs[0], type="bogus")], ["Paper A"], {"Paper A": "A does X."})  # doctest: +NORMALIZE_WHITESPACE
+    ["line 2 (q1): duplicate id 'q1' (first on line 1)", "line 2 (q1): unknown type 'bogus' (expected one of: emergency,
+    false_premise, followup, injection, list, multi, non_english, numeric, off_topic, semantic, single, title_lookup,
+    unanswerable)"]
 """
 
 from __future__ import annotations
@@ -30,9 +41,11 @@ from pathlib import Path
 
 from rag.errors import InputError
 
-TYPES = ("single", "numeric", "multi", "title_lookup", "semantic", "unanswerable", "followup")
+TYPES = ("single", "numeric", "multi", "title_lookup", "semantic", "unanswerable", "followup",
+         "list", "false_premise", "non_english", "off_topic", "emergency", "injection")
+DECLINED = ("unanswerable", "off_topic", "emergency", "injection")  # no gold papers: the answer is a refusal
 REQUIRED = ("id", "type", "gold_titles", "answer_facts")
-OPTIONAL = ("question", "turns", "notes")
+OPTIONAL = ("question", "turns", "notes", "language")
 
 
 class QuestionFileError(InputError):
@@ -128,6 +141,8 @@ def validate(questions: Iterable[Mapping], corpus_titles: Iterable[str],
             facts = []
         if "notes" in q and not isinstance(q["notes"], str):
             err("notes must be a string")
+        if qtype == "non_english" and not (isinstance(q.get("language"), str) and q["language"].strip()):
+            err("non_english question needs 'language' (an ISO code such as 'es')")
         notes = q.get("notes") if isinstance(q.get("notes"), str) else ""
 
         # question text / turns
@@ -144,19 +159,19 @@ def validate(questions: Iterable[Mapping], corpus_titles: Iterable[str],
                 err("missing or empty 'question'")
 
         # gold and facts
-        if qtype == "unanswerable":
+        if qtype in DECLINED:
             if gold:
-                err("unanswerable question must have empty gold_titles")
+                err(f"{qtype} question must have empty gold_titles")
             if facts:
-                err("unanswerable question must have empty answer_facts")
+                err(f"{qtype} question must have empty answer_facts")
             continue
         if qtype in TYPES:
             if not gold:
                 err(f"{qtype} question needs at least one gold title")
-            if not facts:
+            if not facts and qtype != "list":
                 err(f"{qtype} question needs at least one answer fact")
-            if qtype == "multi" and len(set(gold)) < 2:
-                err("multi question needs at least 2 distinct gold titles")
+            if qtype in ("multi", "list") and len(set(gold)) < 2:
+                err(f"{qtype} question needs at least 2 distinct gold titles")
         if len(set(gold)) != len(gold):
             err("duplicate gold title")
         valid_gold = []
@@ -173,8 +188,8 @@ def validate(questions: Iterable[Mapping], corpus_titles: Iterable[str],
             nf = _norm(fact)
             if not nf:
                 err("empty answer fact")
-            elif not any(nf in abstracts.get(g, "") for g in valid_gold):
-                err(f"fact {fact!r} not found in any gold abstract (add 'paraphrase' to notes if intended)")
+            elif not any(nf in abstracts.get(g, "") or nf in _norm(g) for g in valid_gold):
+                err(f"fact {fact!r} not found in any gold abstract or title (add 'paraphrase' to notes if intended)")
     return errors
 
 
