@@ -19,7 +19,7 @@ from pathlib import Path
 
 from rag.errors import InputError
 
-GROUPS = (("system", "system"), ("bm25", "bm25"), ("closed_book", "closed-book"))
+GROUPS = (("system", "system"), ("extractive", "extractive"), ("bm25", "bm25"), ("closed_book", "closed-book"))
 LATENCY_STATS = ("p50", "p95")
 
 
@@ -55,7 +55,7 @@ def compare_rows(sa: dict, sb: dict, scope: str = "overall") -> list[dict]:
             rows.append({"metric": f"{label} {metric}", "a": va, "b": vb,
                          "delta": vb - va if va is not None and vb is not None else None,
                          "overlap": ci_overlap(a, b)})
-    for key, label in (("latency", "latency"), ("closed_book_latency", "closed-book latency")):
+    for key, label in (("latency", "latency"),):
         la, lb = ga.get(key) or {}, gb.get(key) or {}
         for measure in list(la) + [m for m in lb if m not in la]:
             for stat in LATENCY_STATS:

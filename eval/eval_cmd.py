@@ -31,7 +31,7 @@ def add_eval_command(sub, common) -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, metavar="DIR", help="run folder (default: eval/runs/<timestamp>)")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N questions")
     p.add_argument("--retrieval-only", action="store_true", help="retrieval metrics only: no LLM")
-    p.add_argument("--no-baselines", action="store_true", help="skip the BM25-only and closed-book baselines")
+    p.add_argument("--no-baselines", action="store_true", help="skip the BM25-only, extractive and closed-book baselines")
     p.add_argument("--skip-validation", action="store_true", help="run even if the question file does not validate against the corpus")
     common(p)
     p.set_defaults(handler=cmd_eval)
@@ -91,13 +91,13 @@ def cmd_compare(args) -> int:
 
 
 def summary_text(summary: dict) -> str:
-    """A compact table of the overall metrics (system, BM25, closed book) for the terminal."""
+    """A compact table of the overall metrics (system, extractive, BM25, closed book) for the terminal."""
     from eval.report import LABELS, fmt_ci
 
     o = summary["overall"]
-    groups = [g for g in ("system", "bm25", "closed_book") if g in o]
+    groups = [g for g in ("system", "extractive", "bm25", "closed_book") if g in o]
     names = list(o["system"])
-    header = ["metric", *("hybrid" if g == "system" else g for g in groups)]
+    header = ["metric", *groups]
     rows = [[LABELS.get(m, m)] + [fmt_ci((o[g] or {}).get(m)) for g in groups] for m in names]
     for key, lat in o.get("latency", {}).items():
         if lat.get("n"):
@@ -110,7 +110,7 @@ def summary_text(summary: dict) -> str:
 def cmd_eval(args) -> int:
     from eval.questions import corpus_index, load_questions, validate
     from eval.report import write_report
-    from eval.runner import run_eval
+    from eval.runner import BASELINES, run_eval
     from serving.cli import load_app
 
     if args.limit is not None and args.limit < 1:
@@ -131,7 +131,7 @@ def cmd_eval(args) -> int:
         if app.count() == 0:
             raise InputError(f"the index in {app.settings.data_dir} is empty: run `rag ingest` with the same "
                              "--config/--data-dir first")
-        baselines = () if args.no_baselines else ("bm25", "closed_book")
+        baselines = () if args.no_baselines else BASELINES
         summary = run_eval(app, questions, out, limit=args.limit, retrieval_only=args.retrieval_only,
                            baselines=baselines, progress=True, questions_file=str(args.questions),
                            command=" ".join(["rag", *sys.argv[1:]]) if sys.argv[1:] else None)

@@ -2,11 +2,12 @@
 
     write_report(out_dir) -> Path of report.md
 
-The report has the overall table (system next to the BM25 and closed-book baselines, every
-value a mean with its bootstrap 95% CI), a per-type breakdown, latency percentiles, and the
-worst failures of each question type (question, gold, answer, retrieved). Plots
-(``per_type.png``, ``latency.png``) are drawn with matplotlib's Agg backend, so no display is
-needed; if matplotlib is missing the report is written without them.
+The report has the overall table (system next to the BM25, extractive and closed-book
+baselines, every value a mean with its bootstrap 95% CI), a per-type breakdown, the
+precision-coverage curve, latency percentiles, and the worst failures of each question type
+(question, gold, answer, retrieved). Plots (``per_type.png``, ``latency.png``,
+``precision_coverage.png``) are drawn with matplotlib's Agg backend, so no display is needed; if
+matplotlib is missing the report is written without them.
 """
 
 from __future__ import annotations
@@ -17,19 +18,24 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from eval.metrics import normalize_title
-from eval.runner import ANSWER_METRICS, RECORDS, RETRIEVAL_METRICS, SUMMARY, read_records
+from eval.questions import DECLINED
+from eval.runner import RECORDS, SUMMARY, read_records
+from eval.scoring import ANSWER_METRICS, RETRIEVAL_METRICS
 
 log = logging.getLogger(__name__)
 
 LABELS = {
     "recall@1": "Recall@1", "recall@5": "Recall@5", "recall@10": "Recall@10", "mrr": "MRR@10",
     "ndcg@10": "nDCG@10", "all_gold@5": "All-gold@5 (multi)",
-    "citation_validity": "Citation validity", "citation_precision": "Citation precision",
-    "citation_recall": "Citation recall", "cites_gold": "Cites gold", "fact_coverage": "Fact coverage",
-    "token_f1": "Token F1", "refusal_accuracy": "Refusal accuracy (unanswerable)",
-    "false_refusal_rate": "False-refusal rate (answerable)", "answer_sources_recall": "Gold in answer sources",
-    "retrieval_ms": "Retrieval (ms)", "ttft_s": "Time to first token (s)", "total_s": "Total (s)",
-    "tokens_per_s": "Tokens/s",
+    "citation_precision": "Citation precision (list: set precision)",
+    "citation_recall": "Citation recall (list: set recall)", "cites_gold": "Cites gold",
+    "fact_coverage": "Fact coverage (answer as shown)", "fact_coverage_text": "Fact coverage (answer text only)",
+    "token_f1": "Token F1", "citation_support": "Citation support (independent judge)",
+    "refusal_accuracy": "Refusal accuracy (unanswerable)", "false_refusal_rate": "False-refusal rate (answerable)",
+    "handled": "Handled (off-topic / emergency / injection)", "language_match": "Answer in the question's language",
+    "answer_sources_recall": "Gold in answer sources",
+    "retrieval_ms": "Retrieval (ms)", "evidence_ms": "Evidence scoring (ms)", "ttft_s": "Time to first token (s)",
+    "total_s": "Total (s)", "tokens_per_s": "Tokens/s", "prompt_tokens": "Prompt tokens",
 }
 KEY_RETRIEVAL = ("recall@5", "mrr", "ndcg@10")
 KEY_ANSWER = ("cites_gold", "fact_coverage", "false_refusal_rate", "refusal_accuracy")
@@ -118,6 +124,20 @@ def _plots(out: Path, summary: dict, records: list[dict]) -> list[str]:
         fig.savefig(out / "latency.png", dpi=110)
         plt.close(fig)
         made.append("latency.png")
+    curve = summary.get("precision_coverage") or []
+    if curve:
+        fig, ax = plt.subplots(figsize=(5, 4))
+        ax.plot([p["coverage"] for p in curve], [p["precision"] for p in curve], marker=".", markersize=3)
+        ax.set_xlim(0, 1.02)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("coverage (share of questions answered)")
+        ax.set_ylabel("precision (answers citing a gold paper)")
+        ax.set_title("Precision vs coverage, by evidence score")
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(out / "precision_coverage.png", dpi=110)
+        plt.close(fig)
+        made.append("precision_coverage.png")
     return made
 
 
@@ -128,8 +148,8 @@ def failure_score(rec: Mapping) -> float:
     if rec.get("error"):
         return 10.0
     if "answer" in rec:
-        if rec["type"] == "unanswerable":
-            return 0.0 if rec.get("refused") else 2.0 + (1.0 if rec.get("citations") else 0.0)
+        if rec["type"] in DECLINED:
+            return 0.0 if rec.get("refused") and not rec.get("citations") else 2.0 + (1.0 if rec.get("citations") else 0.0)
         score = 1.0 - (m.get("fact_coverage") or 0.0)
         score += 1.0 - (m.get("cites_gold") or 0.0)
         score += 1.0 if rec.get("refused") else 0.0
@@ -145,10 +165,10 @@ def _is_failure(rec: Mapping) -> bool:
         return True
     m = rec.get("metrics") or {}
     if "answer" in rec:
-        if rec["type"] == "unanswerable":
-            return not rec.get("refused")
+        if rec["type"] in DECLINED:
+            return not rec.get("refused") or m.get("handled") == 0.0
         return bool(rec.get("refused")) or (m.get("fact_coverage") or 0.0) < 0.5 or not m.get("cites_gold")
-    if rec["type"] == "unanswerable":
+    if rec["type"] in DECLINED:
         return False
     return (m.get("recall@5") or 0.0) < 1.0
 
@@ -175,14 +195,14 @@ def _failures_section(records: list[dict], types: Sequence[str]) -> list[str]:
         for r in recs[:MAX_EXAMPLES]:
             q = " / ".join(r["turns"]) if r.get("turns") else r.get("question", "")
             lines.append(f"- **{r['id']}**: {_short(q, 400)}")
-            lines.append(f"  - gold: {'; '.join(r.get('gold') or []) or '(none: unanswerable)'}")
+            lines.append(f"  - gold: {'; '.join(r.get('gold') or []) or '(none: declined)'}")
             if r.get("facts"):
                 lines.append(f"  - facts: {'; '.join(r['facts'])}")
             if r.get("error"):
                 lines.append(f"  - error: `{_short(r['error'], 300)}`")
             if "answer" in r:
                 m = r.get("metrics") or {}
-                lines.append(f"  - answer{' (refused)' if r.get('refused') else ''}: {_short(r['answer'], 400)}")
+                lines.append(f"  - answer ({r.get('kind', '-')}{', refused' if r.get('refused') else ''}): {_short(r['answer'], 400)}")
                 if r.get("standalone_question") and r.get("turns"):
                     lines.append(f"  - standalone question: {_short(r['standalone_question'], 300)}")
                 lines.append(f"  - cited: {'; '.join(r.get('citations') or []) or '(none)'}; "
@@ -217,57 +237,57 @@ def render_report(summary: dict, records: list[dict], plots: Sequence[str] = ())
                   "`n` is the number of questions where a metric is defined.", ""]
 
     # overall, system vs baselines
-    cols = ["Metric", "System (hybrid)"]
-    has_bm25, has_cb = "bm25" in overall, "closed_book" in overall
-    if has_bm25:
-        cols.append("BM25 only")
-    if has_cb:
-        cols.append("Closed book")
-    cols.append("n")
+    baselines = [(b, label) for b, label in (("extractive", "Extractive (no LLM)"), ("bm25", "BM25 only"),
+                                              ("closed_book", "Closed book")) if b in overall]
+    cols = ["Metric", "System"] + [label for _, label in baselines] + ["n"]
     rows = []
     names = list(RETRIEVAL_METRICS) + (list(ANSWER_METRICS) if answered else [])
     for m in names:
         sys_v = overall["system"].get(m)
-        row = [LABELS.get(m, m), fmt_ci(sys_v)]
-        if has_bm25:
-            row.append(fmt_ci(overall["bm25"].get(m)))
-        if has_cb:
-            row.append(fmt_ci(overall["closed_book"].get(m)))
-        row.append(str((sys_v or {}).get("n", 0)))
-        rows.append(row)
+        rows.append([LABELS.get(m, m), fmt_ci(sys_v)] + [fmt_ci(overall[b].get(m)) for b, _ in baselines]
+                    + [str((sys_v or {}).get("n", 0))])
     lines += ["## Overall: system and baselines", "", _table(cols, rows), ""]
 
     # per-type
-    per_metrics = list(KEY_RETRIEVAL) + ["recall@10"] + (["citation_validity", "cites_gold", "fact_coverage", "token_f1"] if answered else [])
+    per_metrics = ["recall@5", "mrr"] + (["cites_gold", "citation_precision", "citation_recall", "fact_coverage",
+                                          "fact_coverage_text", "citation_support"] if answered else ["ndcg@10", "recall@10"])
     rows = []
     for t in types:
         g = summary["by_type"][t]
         row = [t, str(g["n"])] + [fmt_ci(g["system"].get(m), 2) for m in per_metrics]
         if answered:
-            key = "refusal_accuracy" if t == "unanswerable" else "false_refusal_rate"
-            row.append(("refused " if t == "unanswerable" else "false ") + fmt_ci(g["system"].get(key), 2))
+            if t in DECLINED:
+                key, word = ("refusal_accuracy", "refused ") if t == "unanswerable" else ("handled", "handled ")
+            else:
+                key, word = "false_refusal_rate", "false "
+            row.append(word + fmt_ci(g["system"].get(key), 2))
+            row.append(fmt_ci(g.get("extractive", {}).get("fact_coverage"), 2))
         rows.append(row)
-    header = ["Type", "n"] + [LABELS.get(m, m) for m in per_metrics] + (["Refusal"] if answered else [])
+    header = ["Type", "n"] + [LABELS.get(m, m) for m in per_metrics] + (["Refusal", "Extractive fact coverage"] if answered else [])
     lines += ["## By question type", "", _table(header, rows), ""]
-    if has_bm25:
+    if "bm25" in overall:
         rows = [[t, fmt_ci(summary["by_type"][t]["system"].get("recall@5"), 2),
                  fmt_ci(summary["by_type"][t]["bm25"].get("recall@5"), 2),
                  fmt_ci(summary["by_type"][t]["system"].get("mrr"), 2),
-                 fmt_ci(summary["by_type"][t]["bm25"].get("mrr"), 2)] for t in types]
+                 fmt_ci(summary["by_type"][t]["bm25"].get("mrr"), 2)] for t in types if t not in DECLINED]
         lines += ["### Hybrid vs BM25 by type", "",
                   _table(["Type", "Recall@5 hybrid", "Recall@5 BM25", "MRR hybrid", "MRR BM25"], rows), ""]
-    if has_cb:
-        rows = [[t, fmt_ci(summary["by_type"][t]["system"].get("fact_coverage"), 2),
-                 fmt_ci(summary["by_type"][t].get("closed_book", {}).get("fact_coverage"), 2)] for t in types]
-        lines += ["### System vs closed book by type (fact coverage)", "",
-                  _table(["Type", "System", "Closed book"], rows), ""]
+    curve = summary.get("precision_coverage") or []
+    if curve:
+        picks = [p for i, p in enumerate(curve) if i % max(1, len(curve) // 8) == 0 or i == len(curve) - 1]
+        lines += ["## Precision vs coverage", "",
+                  "Answers ordered by the system's evidence score; for each cut-off, the share of questions answered "
+                  "and the share of those answers citing a gold paper (answering an unanswerable question counts as wrong).", "",
+                  _table(["Evidence score >=", "Coverage", "Precision"],
+                         [[f"{p['threshold']:.3f}", f"{p['coverage']:.3f}", f"{p['precision']:.3f}"] for p in picks]), ""]
+        if "precision_coverage.png" in plots:
+            lines += ["![Precision vs coverage](precision_coverage.png)", ""]
     if "per_type.png" in plots:
         lines += ["![Key metrics by question type](per_type.png)", ""]
 
     # latency
     rows = []
-    for label, lat in [("system", overall["latency"])] + ([("closed book", overall["closed_book_latency"])]
-                                                          if "closed_book_latency" in overall else []):
+    for label, lat in [("system", overall["latency"])]:
         for key, v in lat.items():
             if not v or not v.get("n"):
                 continue

@@ -40,6 +40,8 @@ class App:
         self._embedder = embedder
         self._store = store
         self._generator = generator
+        # injected components (tests, custom models) are recorded under their own names
+        self._injected_ids = {"embedder": getattr(embedder, "model_id", None), "generator": getattr(generator, "model_id", None)}
         self._retriever: Retriever | None = None
         self._answerer = None
         self._lock = threading.RLock()  # guards lazy construction and the (non re-entrant) store
@@ -84,6 +86,22 @@ class App:
                 self._generator = build_generator(self.settings.generation, self.settings.cache_dir)
             return self._generator
 
+    @property
+    def lock(self) -> threading.RLock:
+        """The lock that serialises store access (the store is not re-entrant across threads)."""
+        return self._lock
+
+    def generator_id(self) -> str:
+        """The generation model as configured (stable whether or not it is loaded; recorded in answers and evals)."""
+        if self._injected_ids["generator"]:
+            return self._injected_ids["generator"]
+        g = self.settings.generation
+        return g.model + ("" if g.quantization == "none" else f" [{g.quantization}]")
+
+    def embedder_id(self) -> str:
+        """The embedding model as configured (or the injected one's name)."""
+        return self._injected_ids["embedder"] or self.settings.embedding.model
+
     # -- ingest and search ------------------------------------------------------------
     def ingest(self, paths: list[str | Path] | None = None, progress: bool = True) -> IngestReport:
         """Index corpus files (default: the configured corpus, the bundled sample).
@@ -125,10 +143,14 @@ class App:
             return self._answerer
 
     def ask(self, question: str, k: int | None = None, filters: dict | None = None, closed_book: bool = False) -> Answer:
-        """A cited answer (or the fixed refusal). ``closed_book=True``: the LLM alone, no retrieval."""
+        """A cited answer (or a refusal / decline). ``closed_book=True``: the LLM alone, no retrieval."""
         if closed_book:
             return self.answerer.closed_book(question)
         return _last(self.ask_stream(question, k=k, filters=filters))
+
+    def extractive(self, question: str, k: int | None = None) -> Answer:
+        """The no-LLM baseline: the 3 sentences of the top retrieved paper that best match the question."""
+        return self.answerer.extractive(question, k=k)
 
     def ask_stream(self, question: str, k: int | None = None, filters: dict | None = None,
                    history: list[dict] | None = None) -> Iterator[str | Answer]:
@@ -173,8 +195,9 @@ def _last(stream: Iterator[str | Answer]) -> Answer:
     return answer
 
 
-def load(config: str | Path | dict | None = None, *, embedder=None, store=None, generator=None, **overrides: Any) -> App:
-    """Build an App from a preset (``cpu``, ``gpu``), a YAML file or a dict, plus overrides.
+def load(config: str | Path | dict | None = "cpu", *, embedder=None, store=None, generator=None, **overrides: Any) -> App:
+    """Build an App from a preset (``cpu``, the default, as for the CLI; ``gpu``), a YAML file or a dict, plus
+    overrides (``None``: the code defaults of ``rag.config``).
 
     Overrides are settings by name, dotted for sections: ``rag.load(data_dir="idx", **{"retrieval.k": 8})``.
     """

@@ -1,96 +1,199 @@
-"""Citations by construction: attribute each answer sentence to the source that supports it.
+"""Quote-level citations: each answer sentence is matched to the quote that supports it.
 
-Small local models rarely cite on their own, so we do not trust them to: every generated
-sentence is scored against every numbered source (word overlap + embedding similarity, as
-OpenScholar's post-hoc attribution does). A sentence keeps the model's own ``[n]`` when that
-source supports it, otherwise gets the best-supporting source; a sentence no source supports
-is dropped. Numbers outside ``1..len(sources)`` never survive.
+Small local models do not cite reliably, so citations are checked, not trusted. For every sentence
+of the model's answer, each candidate quote (one sentence, or two adjacent sentences, of a paper
+shown to the model) is checked and scored:
+
+* claims: every number and every name in the answer sentence must occur in the quote or in the
+  paper's title. A sentence that states "50,000 samples" when the quote says "28,000" has no
+  supporting quote, and is dropped.
+* support: ``0.6 * word overlap + 0.4 * embedding cosine`` between sentence and quote, at least
+  ``threshold``.
+* content: a sentence must say something: a name ("MultiMAE."), or at least two informative words
+  of which one is not a number. "Benchmark.", "2,138." and "The paper does not mention ..." are
+  not citable claims.
+* subject: when the question names things that the papers mention (``subjects``), the quote must
+  come from a paper that mentions one of them: an answer about FILIP is not cited to another paper
+  that happens to contain the same number.
+
+The model's own ``[n]`` is kept when paper n has a passing quote; otherwise the best passing quote
+decides; a single sentence is preferred to a pair. Ties go to the lower paper number, then the
+earlier quote. Sentences without a passing
+quote are dropped, so what remains is cited to a quote that contains its claims.
 
 Example:
+    >>> from rag.evidence import SourcePaper
     >>> from rag.retrieval import Hit
-    >>> src = [Hit("CMM-Math", 1, "CMM-Math has 28,000 samples in Chinese.", "a"), Hit("Other", 1, "Speech models.", "b")]
-    >>> text, cites, dropped = attribute("CMM-Math contains 28,000 samples [7]. Cats fly.", src, threshold=0.3)
-    >>> text, [c.title for c in cites], dropped
-    ('CMM-Math contains 28,000 samples [1].', ['CMM-Math'], ['Cats fly.'])
+    >>> from rag.sentences import split_sentences
+    >>> abstract = "We release CMM-Math. It has 28,000 samples in Chinese."
+    >>> p = SourcePaper(Hit("CMM-Math: A Dataset", 1, "", "a"), 0, abstract, split_sentences(abstract))
+    >>> r = attribute("CMM-Math has 28,000 samples [2]. It has 50,000 images [1].", [p], threshold=0.3)
+    >>> r.text, r.dropped
+    ('CMM-Math has 28,000 samples [1].', ['It has 50,000 images.'])
+    >>> [(q.text, q.start) for q in r.citations[0].quotes]
+    [('It has 28,000 samples in Chinese.', 21)]
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 
-from rag.answer import Citation
-from rag.retrieval import Hit
+from rag.answer import Citation, Quote
+from rag.sentences import content_words, flat, names, numbers, proper_nouns, split_sentences
 
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
-_SENT_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
-_WORD = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)*%?")
-_NUMBER = re.compile(r"\d")
-STOPWORDS = frozenset(
-    "a an the and or of to in on for with by from as at is are was were be been being it its this that these those "
-    "which who what when where how why does do did has have had can could will would should may might not no "
-    "than then there their they them we our you your he she his her also such into over about using used use "
-    "based via between both each more most other some any all paper papers source sources proposed propose".split()
-)
+_META = re.compile(
+    r"\b(?:does not|doesn't|do not|don't|did not|didn't|is not|isn't|are not|aren't|cannot|can't|no)\b[^.]{0,40}?"
+    r"\b(?:provide|mention|state|specify|say|include|contain|discuss|report|give|determine|information|details?|answer)"
+    r"|\bnot (?:possible|mentioned|stated|specified|provided|clear)\b|\bunclear\b", re.I)
+LEXICAL, COSINE = 0.6, 0.4
 
 
-def split_sentences(text: str) -> list[str]:
-    text = " ".join(text.split())
-    return [s.strip() for s in _SENT_END.split(text) if s.strip()]
+def is_claim(sentence: str) -> bool:
+    """Does the sentence state something citable (a name, or two informative words, one not a number)?
+
+    >>> [is_claim(s) for s in ("CMM-Math has 28,000 samples.", "MultiMAE.", "Benchmark.", "2,138.", "The paper does not mention GPUs.")]
+    [True, True, False, False, False]
+    """
+    if _META.search(sentence):
+        return False
+    if names(sentence):
+        return True
+    words = set(content_words(sentence))
+    whole = [w for w in words if not any(w != o and w in o.split("-") for o in words)]  # "cmm-math", not also "math"
+    return len(whole) >= 2 and any(not w[0].isdigit() for w in whole)
 
 
 def strip_markers(sentence: str) -> tuple[str, list[int]]:
-    """Remove ``[n]`` / ``[n, m]`` markers; return the sentence and the numbers cited."""
+    """Remove ``[n]`` / ``[n, m]`` markers; return the sentence and the numbers cited.
+
+    >>> strip_markers("A does X [1, 2] and Y [3].")
+    ('A does X and Y.', [1, 2, 3])
+    """
     nums = [int(n) for m in _MARKER.finditer(sentence) for n in m.group(1).split(",")]
     clean = _MARKER.sub("", sentence).strip()
     clean = re.sub(r"\s+([.,;:!?])", r"\1", clean)
     return clean, nums
 
 
-def content_words(text: str) -> list[str]:
-    return [w.replace(",", "") for w in _WORD.findall(text.lower()) if w not in STOPWORDS and (len(w) > 2 or _NUMBER.search(w))]
+def claims_hold(sentence: str, quote: str, title: str = "") -> bool:
+    """Every number and name of ``sentence`` occurs in ``quote`` or ``title``.
+
+    >>> claims_hold("CMM-Math has 28K samples.", "It contains over 28,000 samples.", "CMM-Math")
+    True
+    >>> claims_hold("It has 50,000 samples.", "It contains over 28,000 samples.")
+    False
+    """
+    source = f"{quote} {title}"
+    have_numbers = set(numbers(source))
+    if any(n not in have_numbers for n in numbers(sentence)):
+        return False
+    have = flat(source)
+    return all(flat(n) in have for n in [*names(sentence), *proper_nouns(sentence)])
 
 
-def lexical_support(sentence: str, source_text: str) -> float:
-    """Share of the sentence's content words found in the source; numbers must match."""
+def lexical_support(sentence: str, quote: str, title: str = "") -> float:
+    """Share of the sentence's content words found in the quote or the title."""
     words = content_words(sentence)
     if not words:
         return 0.0
-    src = set(content_words(source_text))
-    score = sum(w in src for w in words) / len(words)
-    numbers = [w for w in words if _NUMBER.search(w)]
-    if numbers and not any(n in src for n in numbers):
-        score *= 0.5  # a number no source states is a likely hallucination
-    return score
+    have = set(content_words(f"{quote} {title}")) | set(numbers(quote))
+    return sum(w in have for w in words) / len(words)
 
 
-def support_matrix(sentences: list[str], sources: list[Hit], embedder=None) -> list[list[float]]:
-    """support[i][j]: how well source j supports sentence i, in [0, 1]."""
-    lex = [[lexical_support(s, f"{h.title} {h.text}") for h in sources] for s in sentences]
-    if embedder is None or not sentences or not sources:
-        return lex
-    vs = embedder.embed_documents(sentences, progress=False)
-    vh = embedder.embed_documents([f"{h.title}\n{h.text}" for h in sources], progress=False)
-    cos = [[max(0.0, sum(a * b for a, b in zip(x, y))) for y in vh] for x in vs]
-    return [[0.6 * lex[i][j] + 0.4 * cos[i][j] for j in range(len(sources))] for i in range(len(sentences))]
+@dataclass
+class Candidate:
+    paper: int  # 0-based position of the paper in the prompt
+    first: int  # sentence index of the quote's first sentence
+    last: int  # ... and last sentence (first == last for one sentence)
 
 
-def attribute(text: str, sources: list[Hit], threshold: float, embedder=None) -> tuple[str, list[Citation], list[str]]:
-    """Return (cited text, citations in order of first use, dropped sentences)."""
-    parsed = [strip_markers(s) for s in split_sentences(text)]
-    parsed = [(s, n) for s, n in parsed if s and not re.fullmatch(r"[\W_]*", s)]
-    support = support_matrix([s for s, _ in parsed], sources, embedder)
-    kept, dropped, order = [], [], []
-    for (sentence, claimed), row in zip(parsed, support):
-        valid = [n for n in dict.fromkeys(claimed) if 1 <= n <= len(sources) and row[n - 1] >= threshold]
-        if not valid and row:
-            best = max(range(len(row)), key=row.__getitem__)
-            valid = [best + 1] if row[best] >= threshold else []
-        if not valid:
+@dataclass
+class Attribution:
+    text: str  # kept sentences, each ending with its [n] markers
+    citations: list[Citation]  # in order of first citation; quotes: supporting first, then the evidence shown
+    dropped: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # kept sentences without markers
+
+
+def _candidates(papers) -> list[Candidate]:
+    out = []
+    for pi, p in enumerate(papers):
+        n = len(p.sentences)
+        out += [Candidate(pi, i, i) for i in range(n)]
+        out += [Candidate(pi, i, i + 1) for i in range(n - 1)]
+    return out
+
+
+def _quote_text(paper, c: Candidate) -> str:
+    return paper.abstract[paper.sentences[c.first].start : paper.sentences[c.last].end]
+
+
+def attribute(text: str, papers: list, threshold: float = 0.3, embedder=None, scorer=None,
+              evidence: dict[int, list[int]] | None = None, subjects: list[str] | None = None) -> Attribution:
+    """Cite each sentence of ``text`` to a supporting quote of ``papers`` (``rag.evidence.SourcePaper``,
+    numbered 1.. in this order). ``evidence``: sentence indexes per 0-based paper that were shown to the
+    model; they are added to each cited paper's quotes. ``scorer`` (an ``EvidenceScorer``) supplies cached
+    sentence vectors for the cosine part; without it (or an embedder) support is word overlap alone.
+    ``subjects``: names from the question; when given, only papers that mention one of them are cited."""
+    sentences = [strip_markers(s.text) for s in split_sentences(" ".join(text.split()))]
+    sentences = [(s, n) for s, n in sentences if s and re.search(r"\w", s)]
+    wanted = [flat(n) for n in subjects or [] if flat(n)]
+    eligible = [not wanted or any(w in flat(f"{p.title} {p.abstract}") for w in wanted) for p in papers]
+    cands = [c for c in _candidates(papers) if eligible[c.paper]]
+    quote_texts = [_quote_text(papers[c.paper], c) for c in cands]
+    cos = _cosines([s for s, _ in sentences], quote_texts, embedder, scorer)
+    kept, plain, dropped = [], [], []
+    used: dict[int, list[Quote]] = {}
+    order: list[int] = []
+    for si, (sentence, claimed) in enumerate(sentences):
+        if not is_claim(sentence):
             dropped.append(sentence)
             continue
-        order.extend(n for n in valid if n not in order)
-        body = sentence[:-1] if sentence[-1] in ".!?" else sentence
-        end = sentence[-1] if sentence[-1] in ".!?" else "."
-        kept.append(f"{body} {''.join(f'[{n}]' for n in valid)}{end}")
-    cites = [Citation(n, sources[n - 1].title, sources[n - 1].paper_id, sources[n - 1].text) for n in order]
-    return " ".join(kept), cites, dropped
+        best: tuple | None = None
+        for ci, c in enumerate(cands):
+            p = papers[c.paper]
+            if not claims_hold(sentence, quote_texts[ci], p.title):
+                continue
+            support = LEXICAL * lexical_support(sentence, quote_texts[ci], p.title) + COSINE * cos[si][ci]
+            if support < threshold:
+                continue
+            key = (c.paper + 1 not in claimed, c.last - c.first, -support, c.paper, c.first)  # one sentence before two
+            if best is None or key < best[0]:
+                best = (key, ci)
+        if best is None:
+            dropped.append(sentence)
+            continue
+        c = cands[best[1]]
+        p = papers[c.paper]
+        n = c.paper + 1
+        if n not in order:
+            order.append(n)
+        quote = Quote(quote_texts[best[1]], p.sentences[c.first].start, p.sentences[c.last].end, supports=sentence)
+        used.setdefault(n, []).append(quote)
+        body, end = (sentence[:-1], sentence[-1]) if sentence[-1] in ".!?" else (sentence, ".")
+        kept.append(f"{body} [{n}]{end}")
+        plain.append(sentence)
+    citations = []
+    for n in order:
+        p = papers[n - 1]
+        quotes = used[n]
+        covered = {(q.start, q.end) for q in quotes}
+        for i in (evidence or {}).get(n - 1, []):
+            s = p.sentences[i]
+            if not any(a <= s.start and s.end <= b for a, b in covered):
+                quotes.append(Quote(s.text, s.start, s.end))
+                covered.add((s.start, s.end))
+        citations.append(Citation(n, p.title, p.paper_id, p.abstract, quotes))
+    return Attribution(" ".join(kept), citations, dropped, plain)
+
+
+def _cosines(sentences: list[str], quotes: list[str], embedder, scorer) -> list[list[float]]:
+    if not sentences or not quotes or (embedder is None and scorer is None):
+        return [[0.0] * len(quotes) for _ in sentences]
+    if scorer is not None:
+        vs, vq = scorer.vectors(sentences), scorer.vectors(quotes)
+    else:
+        vs, vq = embedder.embed_documents(sentences, progress=False), embedder.embed_documents(quotes, progress=False)
+    return [[max(0.0, sum(a * b for a, b in zip(x, y))) for y in vq] for x in vs]

@@ -110,18 +110,16 @@ class GenerationSettings(_Section):
 
 
 class AnswerSettings(_Section):
-    refusal_text: str = Field("I could not find this in the indexed papers.", description="The one fixed refusal phrase.")
-    min_retrieval_score: float = Field(
-        0.0, description="Refuse without calling the LLM when the best dense cosine similarity is under this; depends on the embedding model (cpu preset: calibrated on the dev set). 0 disables."
-    )
+    refusal_text: str = Field("I could not find this in the indexed papers.", description="The fixed refusal phrase (what is missing is said after it).")
     output: Literal["json", "text"] = Field(
         "json", description="json: output constrained to {found, answer} (llama.cpp); text: free text. Falls back to text when the backend cannot constrain."
     )
-    llm_sources: int = Field(3, ge=1, le=20, description="How many of the retrieved hits are numbered sources in the prompt.")
+    llm_sources: int = Field(3, ge=1, le=20, description="At most this many papers are shown to the model (fewer when their evidence is much weaker than the best paper's).")
+    quotes_per_paper: int = Field(3, ge=1, le=10, description="Evidence sentences quoted from the best paper (one fewer from the others), plus the sentence before a quote that starts with 'It'/'This'.")
+    keep_papers: float = Field(0.85, gt=0, le=1, description="A paper is shown to the model only if its best evidence scores at least this share of the best paper's.")
     max_question_chars: int = Field(2000, ge=10, description="Longer questions are rejected with a clear error.")
-    max_source_chars: int = Field(1200, ge=100, description="Characters of each source passage put in the prompt.")
     attribution_threshold: float = Field(
-        0.25, ge=0, le=1, description="Minimum support score for a sentence to be cited; weaker sentences are dropped."
+        0.3, ge=0, le=1, description="Minimum support (0.6 word overlap + 0.4 cosine) between an answer sentence and its quote; weaker sentences are dropped."
     )
     history_turns: int = Field(3, ge=0, le=20, description="Previous chat turns used to rewrite a follow-up question.")
 

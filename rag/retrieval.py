@@ -54,6 +54,7 @@ class Retrieval:
     best_dense: float | None  # cosine similarity of the closest chunk (refusal threshold); None in sparse mode
     embed_ms: float
     search_ms: float
+    vector: list[float] | None = None  # the query's dense vector (None in sparse mode)
 
 
 class Retriever:
@@ -98,7 +99,7 @@ class Retriever:
             best = stored[0].score if stored else 0.0
         else:
             best = max((h.dense for h in stored if h.dense is not None), default=0.0)
-        return Retrieval(query, hits, best, (t1 - t0) * 1000, (t2 - t1) * 1000)
+        return Retrieval(query, hits, best, (t1 - t0) * 1000, (t2 - t1) * 1000, dense)
 
 
     def _keep(self, stored: list, k: int, per_paper: bool) -> list:

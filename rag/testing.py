@@ -40,10 +40,10 @@ class FakeEmbedder:
 class FakeGenerator:
     """A deterministic stand-in LLM that answers by quoting the best-matching source sentence.
 
-    It understands the three prompts the pipeline sends (sourced answer, closed book, follow-up
-    rewrite), honours ``json_schema`` with ``{"found", "answer"}``, streams word by word, and
-    refuses when no source shares enough words with the question. ``fail=True`` raises, to test
-    error paths.
+    It understands the prompts the pipeline sends (quoted papers, closed book, follow-up rewrite,
+    translation: returned unchanged), honours ``json_schema`` with ``{"found", "answer"}``, streams
+    in 8-character pieces, and answers ``found: false`` when no quote shares enough words with the
+    question. ``fail=True`` raises, to test error paths.
     """
 
     model_id = "fake-generator"
@@ -61,13 +61,17 @@ class FakeGenerator:
         if self.fail:
             raise GenerationError("the fake model failed (as asked)")
         system, user = messages[0]["content"], messages[-1]["content"]
+        found = True
         if system.startswith("Rewrite"):
             text = self._rewrite(user)
-        elif "<source" in user:
-            text = self._answer(user, system)
+        elif system.startswith("Translate"):
+            text = user
+        elif "\nQuestion: " in user:
+            text = self._answer(user)
+            found = bool(text)
         else:
             text = system.rsplit(": ", 1)[-1]  # closed book: the refusal phrase
-        found = not text.startswith("I could not find")
+            found = False
         out = json.dumps({"found": found, "answer": text}) if json_schema else text
         for i in range(0, len(out), 8):
             yield out[i : i + 8]
@@ -81,19 +85,18 @@ class FakeGenerator:
     def close(self):
         pass
 
-    def _answer(self, user: str, system: str) -> str:
+    def _answer(self, user: str) -> str:
         question = user.rsplit("Question:", 1)[-1]
         qwords = {w for w in _words(question) if len(w) > 3}
         best = (0, "", 0)
-        for m in re.finditer(r'<source id="(\d+)">\n(.*?)\n</source>', user, re.S):
-            for sent in re.split(r"(?<=[.!?])\s+", m.group(2).split("\n", 1)[-1]):
+        for m in re.finditer(r'^\[(\d+)\] [^\n]*\n"(.*?)"$', user, re.S | re.M):
+            for sent in re.split(r"(?<=[.!?])\s+", m.group(2).replace(" ... ", " ")):
                 score = len(qwords & set(_words(sent)))
                 if score > best[0]:
                     best = (score, sent.strip(), int(m.group(1)))
         if best[0] < self.min_overlap:
-            return system.split("the answer is exactly: ", 1)[-1].split("\n")[0]
-        sentence = best[1].rstrip(".")
-        return f"{sentence} [{best[2]}]."
+            return ""
+        return f"{best[1].rstrip('.')} [{best[2]}]."
 
     def _rewrite(self, user: str) -> str:
         convo, last = user.split("Last question:", 1)

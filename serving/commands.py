@@ -31,9 +31,8 @@ def add_subcommands(sub, common) -> None:
 
 
 def _print_answer(answer, out=sys.stdout) -> None:
-    print(answer.text, file=out)
-    if answer.citations:
-        print("\nReferences:\n" + answer.format_references(), file=out)
+    """The answer, then each cited paper with the quotes it was cited for (Answer.format)."""
+    print(answer.format(), file=out)
     if answer.standalone_question and answer.standalone_question != answer.question:
         print(f"\n(understood as: {answer.standalone_question})", file=out)
 
@@ -88,5 +87,6 @@ def cmd_chat(args) -> int:
                 print(f"error: {e}")
                 continue
             _print_answer(answer)
-            messages += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.text}]
+            messages += [{"role": "user", "content": question},
+                         {"role": "assistant", "content": answer.text, "papers": [c.paper_id for c in answer.citations]}]
     return 0

@@ -66,6 +66,8 @@ _CSS = """
 .rag-src .rag-badge { font-size: 0.8em; font-weight: 600; color: var(--color-accent); margin-left: 4px; }
 .rag-src .rag-passage { font-size: 0.9em; margin-top: 4px; max-height: 10em; overflow-y: auto; }
 .rag-src mark { padding: 0 1px; border-radius: 2px; }
+.rag-src mark.rag-quote { background: #fde68a; }
+blockquote.rag-quote { margin: 4px 0 4px 8px; padding-left: 8px; border-left: 3px solid var(--color-accent); font-size: 0.92em; }
 """
 _feedback_lock = threading.Lock()
 
@@ -97,20 +99,25 @@ def highlight(text: str, terms: list[str]) -> str:
 
 
 def render_answer(answer: Answer) -> str:
-    """Answer text for the chat: ``[n]`` markers as superscripts, then the cited titles.
+    """Answer text for the chat: ``[n]`` markers as superscripts, then each cited paper with its quotes.
 
-    >>> from rag.answer import Citation
+    >>> from rag.answer import Citation, Quote
     >>> from rag.retrieval import Hit
-    >>> a = Answer("q", "A does X [2].", [Citation(2, "Paper <A>", "a", "A does X.")], [Hit("B", 1, "", "b"), Hit("Paper <A>", 1, "", "a")], False)
+    >>> q = Quote("A does X.", 0, 9, "A does X [2].")
+    >>> a = Answer("q", "A does X [2].", [Citation(2, "Paper <A>", "a", "A does X.", [q])], [Hit("B", 1, "", "b"), Hit("Paper <A>", 1, "", "a")], False)
     >>> print(render_answer(a))
     A does X <sup title="Paper &lt;A&gt;">[2]</sup>.
     <BLANKLINE>
     **Sources**
     <BLANKLINE>
     [2] Paper &lt;A&gt;
+    <blockquote class="rag-quote">&ldquo;A does X.&rdquo;</blockquote>
     """
     if answer.refused:
-        return html.escape(answer.text)
+        body = html.escape(answer.text)
+        if answer.related:
+            body += "\n\nClosest papers (not sources): " + "; ".join(html.escape(h.title) for h in answer.related)
+        return body
     titles = {c.number: c.title for c in answer.citations}
     for i, h in enumerate(answer.sources, 1):
         titles.setdefault(i, h.title)
@@ -122,29 +129,51 @@ def render_answer(answer: Answer) -> str:
     body = re.sub(r"\s*\[\d+(?:\s*,\s*\d+)*\]", lambda m: " " + sup(m), html.escape(answer.text, quote=False))
     if not answer.citations:
         return body
-    refs = "\n".join(f"[{c.number}] {html.escape(c.title)}  " for c in answer.citations)
-    return f"{body}\n\n**Sources**\n\n{refs.rstrip()}"
+    refs = []
+    for c in answer.citations:
+        quotes = "".join(f'<blockquote class="rag-quote">&ldquo;{html.escape(q.text)}&rdquo;</blockquote>' for q in c.quotes)
+        refs.append(f"[{c.number}] {html.escape(c.title)}\n{quotes}")
+    return f"{body}\n\n**Sources**\n\n" + "\n\n".join(refs)
+
+
+def mark_quotes(text: str, spans: list[tuple[int, int]], terms: list[str]) -> str:
+    """HTML of ``text`` with the quoted spans in ``<mark class="rag-quote">`` and query terms highlighted elsewhere.
+
+    >>> mark_quotes("A does X. B is <i>.", [(0, 9)], ["B"])
+    '<mark class="rag-quote">A does X.</mark> <mark>B</mark> is &lt;i&gt;.'
+    """
+    out, pos = [], 0
+    for start, end in sorted(spans):
+        if start < pos:
+            continue
+        out.append(highlight(text[pos:start], terms))
+        out.append(f'<mark class="rag-quote">{html.escape(text[start:end])}</mark>')
+        pos = end
+    out.append(highlight(text[pos:], terms))
+    return "".join(out)
 
 
 def render_sources(answer: Answer | None, placeholder: str = "", turn: int = 0) -> str:
-    """The sources panel: one card per retrieved paper, cited ones marked.
+    """The sources panel: one card per paper, cited ones marked, their quotes highlighted in the abstract.
 
     ``turn`` (answers so far in the chat) is written as ``data-turn`` so scripts can wait for it.
     """
     if answer is None or not answer.sources:
-        msg = placeholder or ("No paper matched the question." if answer is not None else "Sources for the answer appear here.")
+        msg = placeholder or ("No paper was used for this answer." if answer is not None else "Sources for the answer appear here.")
         return f'<div id="rag-sources-list" data-turn="{turn}"><p class="rag-empty">{html.escape(msg)}</p></div>'
-    cited = {c.number for c in answer.citations}
+    cited = {c.number: c for c in answer.citations}
     terms = query_terms(answer.standalone_question or answer.question)
     cards = []
     for i, h in enumerate(answer.sources, 1):
-        badge = '<span class="rag-badge">&#9733; cited</span>' if i in cited else ""
+        c = cited.get(i)
+        badge = '<span class="rag-badge">&#9733; cited</span>' if c else ""
         pages = ", ".join(h.pages) or "-"
+        spans = [(q.start, q.end) for q in c.quotes] if c and c.text == h.text else []
         cards.append(
-            f'<div class="rag-src{" cited" if i in cited else ""}" data-cited="{"true" if i in cited else "false"}">'
+            f'<div class="rag-src{" cited" if c else ""}" data-cited="{"true" if c else "false"}">'
             f'<div><span class="rag-num">[{i}]</span> <span class="rag-title">{html.escape(h.title)}</span>{badge}</div>'
             f'<div class="rag-meta">score {h.score:.4f} &middot; from {html.escape(pages)}</div>'
-            f'<div class="rag-passage">{highlight(h.text, terms)}</div></div>'
+            f'<div class="rag-passage">{mark_quotes(h.text, spans, terms)}</div></div>'
         )
     head = f"<p class=\"rag-meta\">Retrieved for: <em>{html.escape(answer.standalone_question or answer.question)}</em></p>"
     return f'<div id="rag-sources-list" data-turn="{turn}">{head}{"".join(cards)}</div>'
@@ -228,8 +257,10 @@ def answer_record(answer: Answer) -> dict:
         "question": answer.question,
         "standalone_question": answer.standalone_question or answer.question,
         "answer": answer.text,
+        "kind": answer.kind,
         "refused": answer.refused,
-        "citations": [{"number": c.number, "title": c.title, "paper_id": c.paper_id} for c in answer.citations],
+        "citations": [{"number": c.number, "title": c.title, "paper_id": c.paper_id, "quotes": [q.text for q in c.quotes]}
+                      for c in answer.citations],
         "sources": [h.title for h in answer.sources],
         "model": answer.model,
     }
@@ -311,7 +342,8 @@ def create_app(app: "App", concurrency: int | None = None) -> "gr.Blocks":
         history[idx]["content"] = render_answer(answer)
         state = {
             "turns": (state["turns"] + [{"role": "user", "content": question},
-                                        {"role": "assistant", "content": answer.text}])[-2 * 20:],
+                                        {"role": "assistant", "content": answer.text,
+                                         "papers": [c.paper_id for c in answer.citations]}])[-2 * 20:],
             "records": {**state["records"], str(idx): answer_record(answer)},
         }
         yield history, render_sources(answer, turn=len(state["records"])), "", state

@@ -1,42 +1,84 @@
-from rag.citations import attribute, lexical_support, split_sentences, strip_markers
-from rag.retrieval import Hit
+"""Quote-level citations: claims must be in the quote, the model's [n] is checked, quotes carry offsets."""
 
-SOURCES = [
-    Hit("CMM-Math", 1.0, "CMM-Math contains over 28,000 high-quality samples across 12 grade levels.", "a"),
-    Hit("Whisper", 0.9, "Whisper is a speech recognition model trained on 680,000 hours of audio.", "b"),
+import pytest
+
+from rag.citations import attribute, claims_hold, is_claim, strip_markers
+from rag.evidence import SourcePaper
+from rag.retrieval import Hit
+from rag.sentences import split_sentences
+
+
+def paper(title: str, abstract: str, pid: str) -> SourcePaper:
+    return SourcePaper(Hit(title, 1.0, "", pid), 0, abstract, split_sentences(abstract))
+
+
+PAPERS = [
+    paper("CMM-Math: A Chinese Multimodal Math Dataset", "We release CMM-Math. CMM-Math contains over 28,000 high-quality "
+          "samples across 12 grade levels. It is in Chinese.", "a"),
+    paper("Whisper: Robust Speech Recognition", "Whisper is a speech recognition model. It was trained on 680,000 hours "
+          "of audio.", "b"),
 ]
 
 
-def test_split_and_strip():
-    assert split_sentences("One [1]. Two is 2.5 [2]! Three?") == ["One [1].", "Two is 2.5 [2]!", "Three?"]
+def test_strip_markers():
     assert strip_markers("It has 28,000 samples [1, 2].") == ("It has 28,000 samples.", [1, 2])
 
 
-def test_invalid_number_dropped_and_remapped():
-    text, cites, dropped = attribute("CMM-Math has 28,000 samples [9].", SOURCES, threshold=0.3)
-    assert text == "CMM-Math has 28,000 samples [1]."
-    assert [c.number for c in cites] == [1] and cites[0].title == "CMM-Math"
+def test_wrong_number_claimed_is_remapped_to_the_supporting_paper():
+    r = attribute("Whisper was trained on 680,000 hours of audio [1].", PAPERS, threshold=0.3)
+    assert r.text == "Whisper was trained on 680,000 hours of audio [2]."
+    assert [c.title for c in r.citations] == ["Whisper: Robust Speech Recognition"]
 
 
-def test_wrong_claimed_source_replaced_by_supporting_one():
-    text, cites, _ = attribute("Whisper was trained on 680,000 hours of audio [1].", SOURCES, threshold=0.3)
-    assert text.endswith("[2].") and [c.title for c in cites] == ["Whisper"]
+def test_out_of_range_marker_is_replaced():
+    r = attribute("CMM-Math has 28,000 samples [9].", PAPERS, threshold=0.3)
+    assert r.text == "CMM-Math has 28,000 samples [1]."
 
 
-def test_unsupported_sentence_dropped():
-    text, cites, dropped = attribute("Transformers were invented in 1850 by bananas.", SOURCES, threshold=0.3)
-    assert text == "" and cites == [] and dropped
+def test_contradicting_number_is_dropped_not_cited():
+    r = attribute("CMM-Math has 50,000 samples [1].", PAPERS, threshold=0.3)
+    assert r.text == "" and r.citations == [] and r.dropped == ["CMM-Math has 50,000 samples."]
 
 
-def test_hallucinated_number_penalised():
-    right = lexical_support("CMM-Math has 28,000 samples", SOURCES[0].text)
-    wrong = lexical_support("CMM-Math has 99,999 samples", SOURCES[0].text)
-    assert right > wrong
+def test_name_absent_from_quote_is_dropped():
+    r = attribute("CMM-Math was built by Google DeepMind [1].", PAPERS, threshold=0.3)
+    assert r.citations == []
 
 
-def test_citations_in_order_of_first_use_and_unique():
-    text, cites, _ = attribute(
-        "Whisper was trained on 680,000 hours of audio. CMM-Math has 28,000 samples. Whisper recognises speech.",
-        SOURCES, threshold=0.3,
-    )
-    assert [c.number for c in cites] == [2, 1]
+def test_quote_offsets_and_supported_sentence():
+    r = attribute("CMM-Math contains 28K samples across 12 grade levels [1].", PAPERS, threshold=0.3)
+    (c,) = r.citations
+    (q,) = [q for q in c.quotes if q.supports]
+    assert q.text == "CMM-Math contains over 28,000 high-quality samples across 12 grade levels."
+    assert c.text[q.start:q.end] == q.text and q.supports.startswith("CMM-Math contains 28K")
+
+
+def test_evidence_shown_to_the_model_is_added_to_the_quotes():
+    r = attribute("CMM-Math has 28,000 samples [1].", PAPERS, threshold=0.3, evidence={0: [0, 2]})
+    texts = [q.text for q in r.citations[0].quotes]
+    assert texts[0].startswith("CMM-Math contains") and "We release CMM-Math." in texts and "It is in Chinese." in texts
+
+
+def test_citations_in_order_of_first_use():
+    r = attribute("Whisper was trained on 680,000 hours of audio. CMM-Math has 28,000 samples. Whisper recognises speech.",
+                  PAPERS, threshold=0.3)
+    assert [c.number for c in r.citations] == [2, 1]
+
+
+def test_subjects_restrict_which_papers_can_be_cited():
+    r = attribute("It was trained on 680,000 hours of audio [2].", PAPERS, threshold=0.3, subjects=["CMM-Math"])
+    assert r.citations == []
+
+
+@pytest.mark.parametrize("sentence,ok", [
+    ("CMM-Math has 28,000 samples.", True), ("MultiMAE.", True), ("Benchmark.", False), ("2,138.", False),
+    ("The paper does not mention the number of GPUs.", False), ("It is not possible to determine this.", False),
+])
+def test_is_claim(sentence, ok):
+    assert is_claim(sentence) is ok
+
+
+def test_claims_hold_numbers_in_any_spelling():
+    assert claims_hold("It has 28K samples.", "It contains over 28,000 samples.")
+    assert not claims_hold("It has 29K samples.", "It contains over 28,000 samples.")
+    assert not claims_hold("Its authors are at Stanford University.", "We release a dataset.", "A Dataset")

@@ -13,7 +13,7 @@ import pytest
 
 import rag
 from eval.compare import compare, compare_rows
-from eval.questions import load_questions
+from eval.questions import TYPES, load_questions
 from eval.report import write_report
 from eval.runner import RECORDS, SUMMARY, read_records, run_eval
 from rag.config import SAMPLE_CORPUS
@@ -52,7 +52,7 @@ def fake_app(tmp_path_factory):
 @pytest.fixture(scope="module")
 def questions():
     qs = one_of_each_type()
-    assert {q["type"] for q in qs} == {"single", "numeric", "multi", "title_lookup", "semantic", "unanswerable", "followup"}
+    assert {q["type"] for q in qs} == set(TYPES)
     return qs
 
 
@@ -74,17 +74,29 @@ def test_files_and_records(run_dir, questions, fake_app):
         assert r["type"] == q["type"] and r["gold"] == q["gold_titles"] and r["facts"] == q["answer_facts"]
         assert r["config_hash"] == fake_app.settings.config_hash()
         assert r["models"] == {"embedding": "fake-bow-64", "generation": "fake-generator"}
-        assert len(r["retrieved"]) == 10 and len(r["retrieved_bm25"]) == 10
-        for key in ("answer", "refused", "citations", "sources", "standalone_question", "timings", "metrics", "closed_book"):
+        assert len(r["retrieved"]) == 10
+        assert len(r["retrieved_bm25"]) == 10 or q.get("language") == "zh"  # BM25 finds no English words in Chinese
+        for key in ("answer", "shown", "kind", "refused", "citations", "quotes", "sources", "standalone_question", "timings",
+                    "metrics", "closed_book", "extractive", "signals"):
             assert key in r, key
         assert {"retrieval_ms", "total_s"} <= set(r["timings"])
         assert {"answer", "refused", "metrics"} <= set(r["closed_book"]) and "fact_coverage" in r["closed_book"]["metrics"]
+        assert {"answer", "citations", "metrics"} <= set(r["extractive"]) and "citation_support" in r["extractive"]["metrics"]
         assert "recall@5" in r["metrics"] and "recall@5" in r["bm25_metrics"]
     fu = next(r for r in recs.values() if r["type"] == "followup")
     assert fu["turns"] and "first_answer" in fu and fu["standalone_question"]
     un = next(r for r in recs.values() if r["type"] == "unanswerable")
     assert un["metrics"]["recall@5"] is None and un["metrics"]["refusal_accuracy"] in (0.0, 1.0)
     assert un["metrics"]["false_refusal_rate"] is None
+    for t in ("emergency", "injection"):  # rule-based; off-topic depends on real embeddings (slow tests)
+        r = next(r for r in recs.values() if r["type"] == t)
+        assert r["metrics"]["handled"] == 1.0 and r["citations"] == [], r
+    r = next(r for r in recs.values() if r["type"] == "off_topic")
+    assert r["metrics"]["handled"] in (0.0, 1.0)
+    ne = next(r for r in recs.values() if r["type"] == "non_english")
+    assert ne["metrics"]["language_match"] in (0.0, 1.0, None)
+    li = next(r for r in recs.values() if r["type"] == "list")
+    assert li["kind"] in ("list", "refusal") and li["metrics"]["citation_recall"] is not None  # thresholds fit real embeddings
 
 
 def test_summary_keys(run_dir, questions):
@@ -93,18 +105,23 @@ def test_summary_keys(run_dir, questions):
     assert s["command"] == "test" and s["machine"]["cpu_count"]
     assert set(s["by_type"]) == {q["type"] for q in questions}
     o = s["overall"]
-    for m in ("recall@1", "recall@5", "recall@10", "mrr", "ndcg@10", "all_gold@5", "citation_validity",
-              "citation_precision", "citation_recall", "cites_gold", "fact_coverage", "token_f1",
-              "refusal_accuracy", "false_refusal_rate"):
+    for m in ("recall@1", "recall@5", "recall@10", "mrr", "ndcg@10", "all_gold@5", "citation_precision",
+              "citation_recall", "cites_gold", "fact_coverage", "fact_coverage_text", "token_f1", "citation_support",
+              "refusal_accuracy", "false_refusal_rate", "handled", "language_match"):
         assert set(o["system"][m]) == {"mean", "low", "high", "n"}, m
+    assert "citation_validity" not in o["system"]  # true by construction: not a result
     assert o["system"]["all_gold@5"]["n"] == 1  # multi only
-    assert o["system"]["refusal_accuracy"]["n"] == 1 and o["system"]["false_refusal_rate"]["n"] == len(questions) - 1
+    declined = {"unanswerable", "off_topic", "emergency", "injection"}
+    assert o["system"]["refusal_accuracy"]["n"] == 1 and o["system"]["false_refusal_rate"]["n"] == len(questions) - len(declined)
+    assert o["system"]["handled"]["n"] == 3
     assert set(o["bm25"]) >= {"recall@5", "mrr", "ndcg@10"}
     assert set(o["closed_book"]) >= {"fact_coverage", "refusal_accuracy", "false_refusal_rate"}
-    assert o["system"]["citation_validity"]["mean"] == 1.0  # the fake cites only what it was shown
-    for key in ("retrieval_ms", "ttft_s", "total_s"):
+    assert set(o["extractive"]) >= {"fact_coverage", "cites_gold", "citation_support"}
+    assert o["extractive"]["refusal_accuracy"]["mean"] == 0.0  # it never refuses
+    for key in ("retrieval_ms", "total_s"):
         lat = o["latency"][key]
-        assert lat["n"] == len(questions) and lat["p50"] <= lat["p95"] and lat["p50_low"] <= lat["p50"] <= lat["p50_high"]
+        assert lat["n"] >= len(questions) - len(declined) and lat["p50"] <= lat["p95"] and lat["p50_low"] <= lat["p50"] <= lat["p50_high"]
+    assert isinstance(s["precision_coverage"], list)
     m = o["system"]["recall@5"]
     assert m["low"] <= m["mean"] <= m["high"]
 
@@ -132,9 +149,9 @@ def test_errors_are_recorded_and_retried(fake_app, questions, tmp_path):
 
 def test_retrieval_only_then_full_run_does_not_reuse(fake_app, questions, tmp_path):
     s = run_eval(fake_app, questions[:2], tmp_path, progress=False, retrieval_only=True, baselines=("bm25",))
-    assert "citation_validity" not in s["overall"]["system"] and "closed_book" not in s["overall"]
+    assert "cites_gold" not in s["overall"]["system"] and "closed_book" not in s["overall"]
     s = run_eval(fake_app, questions[:2], tmp_path, progress=False, retrieval_only=False, baselines=())
-    assert s["n_skipped_resumed"] == 0 and "citation_validity" in s["overall"]["system"]
+    assert s["n_skipped_resumed"] == 0 and "cites_gold" in s["overall"]["system"]
     assert "bm25" not in s["overall"]
     assert len(read_records(tmp_path / RECORDS)) == 2  # the later record per id wins
 
@@ -150,7 +167,7 @@ def test_report_mentions_each_type(run_dir, questions):
     for q in questions:
         assert q["type"] in text
     for section in ("## Overall: system and baselines", "## By question type", "## Latency", "## Worst failures by type",
-                    "BM25 only", "Closed book"):
+                    "BM25 only", "Closed book", "Extractive (no LLM)", "Citation support (independent judge)"):
         assert section in text
     for png in ("per_type.png", "latency.png"):
         assert (run_dir / png).stat().st_size > 1000 and f"({png})" in text
@@ -159,6 +176,7 @@ def test_report_mentions_each_type(run_dir, questions):
 def test_compare(run_dir, capsys):
     text = compare(run_dir, run_dir)
     assert "system recall@5" in text and "bm25 mrr" in text and "closed-book fact_coverage" in text
+    assert "extractive fact_coverage" in text
     rows = compare_rows(json.loads((run_dir / SUMMARY).read_text()), json.loads((run_dir / SUMMARY).read_text()))
     assert all(r["delta"] in (0.0, None) for r in rows)
     assert all(r["overlap"] in (True, None) for r in rows)
@@ -220,11 +238,12 @@ def test_eval_cli_with_fake_app(fake_app, questions, tmp_path, monkeypatch, caps
 
 # -- slow: real models -------------------------------------------------------------------
 
-# Measured on the sample corpus with configs/cpu.yaml (all-minilm-l6-v2, hybrid, k=10), test.jsonl:
-# recall@1 0.805, recall@5 0.945, recall@10 0.975, MRR 0.907, nDCG@10 0.920, all-gold@5 (multi) 0.938;
-# BM25 only: recall@5 0.890, MRR 0.861. Thresholds are those minus 0.05.
+# Measured on the sample corpus with configs/cpu.yaml (all-minilm-l6-v2, hybrid, k=10), the 140 questions of
+# test.jsonl with single-answer types: recall@1 0.805, recall@5 0.945, recall@10 0.975, MRR 0.907, nDCG@10 0.920,
+# all-gold@5 (multi) 0.938; BM25 only: recall@5 0.890, MRR 0.861. Thresholds are those minus 0.05.
 MIN_HYBRID = {"recall@1": 0.75, "recall@5": 0.89, "recall@10": 0.92, "mrr": 0.85, "ndcg@10": 0.87, "all_gold@5": 0.88}
 MIN_BM25 = {"recall@5": 0.84, "mrr": 0.81}
+RETRIEVAL_TYPES = {"single", "numeric", "multi", "title_lookup", "semantic", "unanswerable", "followup"}
 ANSWERED_IDS = ("test-001", "test-029", "test-049")
 
 
@@ -238,9 +257,9 @@ def real_app(tmp_path_factory):
 
 @pytest.mark.slow
 def test_retrieval_regression_on_test_set(real_app, tmp_path):
-    qs = load_questions(TEST_Q)
+    qs = [q for q in load_questions(TEST_Q) if q["type"] in RETRIEVAL_TYPES]
     s = run_eval(real_app, qs, tmp_path, retrieval_only=True, progress=False)
-    assert s["n_errors"] == 0 and s["n_questions"] == len(qs)
+    assert s["n_errors"] == 0 and s["n_questions"] == len(qs) == 140
     got = {m: s["overall"]["system"][m]["mean"] for m in MIN_HYBRID}
     got_bm25 = {m: s["overall"]["bm25"][m]["mean"] for m in MIN_BM25}
     print("hybrid", got, "bm25", got_bm25)
@@ -251,15 +270,19 @@ def test_retrieval_regression_on_test_set(real_app, tmp_path):
 
 
 @pytest.mark.slow
-def test_real_llm_answers_cite_only_their_sources(real_app, tmp_path):
+def test_real_llm_answers_are_quoted_and_judged(real_app, tmp_path):
+    """With the real CPU model: each citation is a source paper and its quotes are copied from that abstract;
+    the independent judge finds the cited sentences supported."""
     qs = [q for q in load_questions(TEST_Q) if q["id"] in ANSWERED_IDS]
     assert len(qs) == 3
-    s = run_eval(real_app, qs, tmp_path, baselines=(), progress=False)
+    s = run_eval(real_app, qs, tmp_path, baselines=("extractive",), progress=False)
     recs = read_records(tmp_path / RECORDS)
     assert s["n_errors"] == 0, [r.get("error") for r in recs]
-    validity = [r["metrics"]["citation_validity"] for r in recs]
-    print([(r["id"], r["refused"], r["answer"][:200], r["citations"]) for r in recs])
-    assert any(v is not None for v in validity), "the LLM refused every question: nothing to check"
-    assert all(v == 1.0 for v in validity if v is not None), validity
-    assert s["overall"]["system"]["citation_validity"]["mean"] == 1.0
+    print([(r["id"], r["kind"], r["answer"][:200], r["citations"]) for r in recs])
+    answered = [r for r in recs if not r["refused"]]
+    assert answered, "every question was refused: nothing to check"
+    for r in answered:
+        assert set(r["citations"]) <= set(r["sources"]) and all(r["quotes"])
+    support = [r["metrics"]["citation_support"] for r in answered if r["metrics"]["citation_support"] is not None]
+    assert support and min(support) >= 0.5, support
     assert all(r["models"]["generation"] == real_app.settings.generation.model for r in recs)

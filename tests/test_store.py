@@ -194,7 +194,7 @@ def test_unknown_filter_message_lists_valid_ones(filled):
 
 # -- congruence between backends on the sample corpus -----------------------------------
 
-QUERIES = [json.loads(line)["question"] for line in (REPO_ROOT / "eval/questions/dev.jsonl").read_text().splitlines()[::3]][:20]
+QUERIES = [q["question"] for q in map(json.loads, (REPO_ROOT / "eval/questions/dev.jsonl").read_text().splitlines()[:72:3])][:20]
 
 
 @pytest.fixture(scope="module")
@@ -360,3 +360,13 @@ def test_hybrid_ties_broken_by_dense_then_sparse_then_id():
     assert fused[0].score == fused[1].score  # a: 1/60 + 1/61, b: 1/61 + 1/60
     assert [h.id for h in fused] == ["a", "b"]  # the higher dense score wins the tie
     assert (fused[0].dense, fused[0].sparse) == (0.9, 4.0)
+
+
+def test_scroll_by_paper(filled):
+    store, pts = filled
+    dogs = PAPERS[1].paper_id
+    got = store.scroll({"paper_id": dogs}, ["chunk", "text"])
+    expected = sorted((p.id, {"chunk": p.payload["chunk"], "text": p.payload["text"]}) for p in pts if p.payload["paper_id"] == dogs)
+    assert got == expected and len(got) >= 1
+    assert store.scroll({"paper_id": "nope"}) == []
+    assert len(store.scroll({}, [], limit=2)) == 2

@@ -17,7 +17,7 @@ pytest.importorskip("gradio")
 pytest.importorskip("gradio_client")
 
 import rag  # noqa: E402
-from rag.answer import Answer, Citation  # noqa: E402
+from rag.answer import Answer, Citation, Quote  # noqa: E402
 from rag.config import ServingSettings  # noqa: E402
 from rag.retrieval import Hit  # noqa: E402
 from rag.testing import FakeEmbedder, FakeGenerator  # noqa: E402
@@ -72,14 +72,18 @@ def test_highlight_escapes_and_marks():
 
 def test_render_answer_and_sources_show_titles():
     srcs = [Hit("Paper <One>", 0.5, "about math", "p1", pages=["000.txt (Mar 13)"]), Hit("Paper Two", 0.4, "other", "p2")]
-    a = Answer("math?", "It is about math [1].", [Citation(1, "Paper <One>", "p1", "about math")], srcs, refused=False)
+    a = Answer("math?", "It is about math [1].", [Citation(1, "Paper <One>", "p1", "about math", [Quote("about", 0, 5, "x")])],
+               srcs, refused=False)
     text = ui.render_answer(a)
     assert "<sup" in text and "[1]" in text and "Paper &lt;One&gt;" in text and "<One>" not in text
+    assert '<blockquote class="rag-quote">&ldquo;about&rdquo;</blockquote>' in text  # the quote under the answer
     panel = ui.render_sources(a)
     assert panel.count('class="rag-src') == 2 and panel.count("cited</span>") == 1
+    assert '<mark class="rag-quote">about</mark>' in panel  # highlighted in the sources panel
     assert "<mark>math</mark>" in panel and "000.txt (Mar 13)" in panel and "Paper &lt;One&gt;" in panel
-    refused = Answer("q", "I could not find this in the indexed papers.", [], srcs, refused=True)
-    assert ui.render_answer(refused) == "I could not find this in the indexed papers."
+    refused = Answer("q", "I could not find this in the indexed papers.", [], srcs, refused=True, related=srcs[:1])
+    assert ui.render_answer(refused) == ("I could not find this in the indexed papers.\n\nClosest papers (not sources): "
+                                         "Paper &lt;One&gt;")
 
 
 def test_write_feedback_is_thread_safe(tmp_path):

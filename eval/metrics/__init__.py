@@ -20,7 +20,8 @@ True
 Submodules:
 
 * :mod:`eval.metrics.retrieval` -- recall@k, hit@k, reciprocal rank, nDCG@k, all-gold@k
-* :mod:`eval.metrics.citations` -- citation validity, precision, recall, cites-gold
+* :mod:`eval.metrics.citations` -- citation precision, recall, cites-gold
+* :mod:`eval.metrics.support` -- citation support by an independent judge
 * :mod:`eval.metrics.answers` -- text/number normalisation, fact coverage, token F1
 * :mod:`eval.metrics.refusal` -- refusal detection, refusal accuracy, false refusals
 * :mod:`eval.metrics.latency` -- percentiles and latency summaries
@@ -57,7 +58,6 @@ from eval.metrics.retrieval import (  # noqa: E402
 from eval.metrics.citations import (  # noqa: E402
     citation_precision,
     citation_recall,
-    citation_validity,
     cites_gold,
 )
 from eval.metrics.answers import (  # noqa: E402
@@ -84,7 +84,6 @@ __all__ = [
     "reciprocal_rank",
     "ndcg_at_k",
     "all_gold_at_k",
-    "citation_validity",
     "citation_precision",
     "citation_recall",
     "cites_gold",

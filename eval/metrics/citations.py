@@ -1,27 +1,24 @@
 """Per-answer citation metrics.
 
-``cited`` are the paper titles the answer cites, ``retrieved`` the titles that
-were put in the prompt, ``gold`` the titles that actually answer the question.
+``cited`` are the paper titles the answer cites, ``gold`` the titles that
+actually answer the question (for a list question: the complete list, so
+precision and recall are the list's set precision and recall).
 Titles are compared after :func:`eval.metrics.normalize_title` and each metric
 works on *unique* normalised titles (citing the same paper twice counts once);
 empty titles are ignored.  A metric whose denominator would be empty returns
 ``None`` so the question can be excluded from means.
 
-Worked example -- the answer cites one retrieved gold paper, one retrieved
-non-gold paper and one paper that was never retrieved (hallucinated):
+Worked example -- the answer cites one gold paper and two others:
 
 >>> cited = ["Paper A", "paper b", "Paper Z"]
->>> retrieved = ["Paper A", "Paper B", "Paper C"]
 >>> gold = ["Paper A", "Paper D"]
->>> round(citation_validity(cited, retrieved), 4)   # A, B of A, B, Z
-0.6667
 >>> round(citation_precision(cited, gold), 4)       # A of A, B, Z
 0.3333
 >>> citation_recall(cited, gold)                    # A of A, D
 0.5
 >>> cites_gold(cited, gold)
 1.0
->>> citation_validity([], retrieved) is None
+>>> citation_precision([], gold) is None
 True
 """
 
@@ -31,26 +28,12 @@ from collections.abc import Iterable, Sequence
 
 from eval.metrics import normalize_title
 
-__all__ = ["citation_validity", "citation_precision", "citation_recall", "cites_gold"]
+__all__ = ["citation_precision", "citation_recall", "cites_gold"]
 
 
 def _titles(titles: Iterable[str]) -> set[str]:
     """Unique non-empty normalised titles."""
     return {t for t in (normalize_title(x) for x in titles) if t}
-
-
-def citation_validity(cited: Sequence[str], retrieved: Sequence[str]) -> float | None:
-    """Share of the unique cited titles that are among the retrieved titles.
-
-    Returns ``None`` when nothing is cited.
-
-    >>> citation_validity(["A", "Z"], ["a", "b"])
-    0.5
-    """
-    c = _titles(cited)
-    if not c:
-        return None
-    return len(c & _titles(retrieved)) / len(c)
 
 
 def citation_precision(cited: Sequence[str], gold: Sequence[str]) -> float | None:

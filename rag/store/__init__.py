@@ -111,6 +111,9 @@ class VectorStore(ABC):
     def payloads(self, ids: list[str], fields: list[str] | None = None) -> dict[str, dict]:
         """Payloads of the points that exist, by id (``fields``: only these keys; None = all)."""
     @abstractmethod
+    def scroll(self, filters: dict[str, Any], fields: list[str] | None = None, limit: int = 1000) -> list[tuple[str, dict]]:
+        """(id, payload) of up to ``limit`` points matching ``filters`` (as in QuerySpec), in id order."""
+    @abstractmethod
     def count(self, paper_id: str | None = None) -> int: ...
     @abstractmethod
     def optimize(self) -> None: ...

@@ -69,6 +69,12 @@ class EdgeStore(VectorStore):
         recs = self._shard.retrieve(ids, True if fields is None else fields, False)
         return {str(r.id): dict(r.payload or {}) for r in recs}
 
+    def scroll(self, filters: dict, fields: list[str] | None = None, limit: int = 1000) -> list[tuple[str, dict]]:
+        q = self._q
+        recs, _ = self._shard.scroll(q.ScrollRequest(limit=limit, filter=self._filter(filters),
+                                                     with_payload=True if fields is None else (fields or False)))
+        return sorted((str(r.id), dict(r.payload or {})) for r in recs)
+
     def count(self, paper_id: str | None = None) -> int:
         q = self._q
         flt = q.Filter(must=[q.FieldCondition("paper_id", match=q.MatchValue(paper_id))]) if paper_id else None

@@ -26,7 +26,7 @@ Example:
     >>> dense = [StoredHit("x", 0.9, {}), StoredHit("y", 0.8, {})]
     >>> sparse = [StoredHit("y", 7.0, {}), StoredHit("x", 6.0, {})]
     >>> [(h.id, round(h.score, 5), h.dense) for h in fuse_rrf(dense, sparse, k=60)]
-    [('x', 0.0331, 0.9), ('y', 0.0331, 0.8)]
+    [('x', 0.03306, 0.9), ('y', 0.03306, 0.8)]
 """
 
 from __future__ import annotations

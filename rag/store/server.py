@@ -67,6 +67,11 @@ class ServerStore(VectorStore):
         recs = self._client.retrieve(self.collection, ids, with_payload=True if fields is None else fields, with_vectors=False)
         return {str(r.id): dict(r.payload or {}) for r in recs}
 
+    def scroll(self, filters: dict, fields: list[str] | None = None, limit: int = 1000) -> list[tuple[str, dict]]:
+        recs, _ = self._client.scroll(self.collection, scroll_filter=self._filter(filters), limit=limit,
+                                      with_payload=True if fields is None else (fields or False), with_vectors=False)
+        return sorted((str(r.id), dict(r.payload or {})) for r in recs)
+
     def count(self, paper_id: str | None = None) -> int:
         flt = self._paper_filter(paper_id) if paper_id else None
         return self._client.count(self.collection, count_filter=flt, exact=True).count

@@ -17,7 +17,6 @@ from eval.metrics import (
     canonical_tokens,
     citation_precision,
     citation_recall,
-    citation_validity,
     citations,
     cites_gold,
     fact_coverage,
@@ -143,13 +142,6 @@ def test_retrieval_bad_k(k):
 
 
 # ----------------------------------------------------------------- citations
-
-
-def test_citation_validity():
-    assert citation_validity(["A", "Z"], ["a", "b"]) == 0.5
-    assert citation_validity(["A", "a", "Z"], ["A"]) == 0.5  # unique cited titles
-    assert citation_validity(["A"], []) == 0.0
-    assert citation_validity([], ["A"]) is None
 
 
 def test_citation_precision_recall():

@@ -1,0 +1,196 @@
+"""Is the question answerable from the indexed papers? Decided from the evidence, not by the LLM alone.
+
+Signals (``Signals``), all cheap and computed before generation:
+
+* ``missing``: the question's distinctive terms (names such as ``FlashAttention-3``, acronyms,
+  capitalised words) that occur nowhere in the corpus. Each is looked up with one BM25 search in
+  Qdrant and a check of the returned text, so it works at any corpus size.
+* ``unknown_share``: the share of the question's content words that occur nowhere in the corpus
+  (a recipe or a weather question is mostly unknown words).
+* ``best_evidence``: the best sentence score of the retrieved papers (``rag.evidence``).
+* ``best_dense``: the retrieval cosine of the closest chunk.
+* ``name_match``: a name from the question appears in a retrieved paper's title (a look-up such as
+  "What is SPIQA?" is answerable whatever the cosine says).
+* ``asked_missing``: for a question that names a paper found in the index ("What licence does
+  TableGPT2 use?"), the thing it asks for ("licence") appears nowhere in that paper's abstract.
+  Paraphrases make this a weak signal: it only stops the extractive fallback, it never refuses.
+* ``topical``: the question uses the vocabulary of ML research at all.
+
+``assess`` turns them into a ``Verdict`` with thresholds calibrated on ``eval/questions/dev.jsonl``
+only (``bench/answer_quality.py --calibrate`` prints the sweep). The model's own ``found`` flag is
+used afterwards, and only to choose between its answer and the extractive fallback
+(``rag.pipeline``).
+
+Example:
+    >>> distinctive_terms("How fast is FlashAttention-3 on H100 GPUs compared with the Atari agent?")
+    ['FlashAttention-3', 'H100', 'GPUs', 'Atari']
+    >>> asked_words("What learning rate and how many GPUs did the original BERT paper use?")
+    ['learning', 'rate', 'gpus']
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+
+from rag.sentences import STOPWORDS, content_words, flat, names
+
+# Calibrated on the dev set (see the module docstring); changing them changes refusals.
+MIN_EVIDENCE = 0.30  # best evidence score under this (and no paper named): not answerable
+OFF_TOPIC_UNKNOWN = 0.34  # no research vocabulary and this share of words unknown to the corpus: off-topic
+OFF_TOPIC_DENSE = 0.30  # no research vocabulary and no chunk this close (cosine): off-topic
+CONFIDENT_EVIDENCE = 0.40  # at or above: answer from the quotes even if the model declines (extractive fallback)
+
+# capitalised words that are not names of things a paper could define
+_COMMON_CAPITALISED = frozenset(
+    "english chinese japanese korean french german spanish italian portuguese russian arabic hindi indian american "
+    "european african asian january february march april may june july august september october november december "
+    "monday tuesday wednesday thursday friday saturday sunday".split())
+# a hyphenated modifier ("ColBERT-style") names its head ("ColBERT")
+_MODIFIER = re.compile(r"-(style|like|based|driven|written|generated|inspired|aware|free|guided|level|scale|sized|"
+                       r"specific|centric|only|powered|enabled|friendly|type|esque)$", re.I)
+# "What X ...", "Which X ...", "How many X ...": the thing asked for, up to the verb
+_ASKED = re.compile(r"\b(?:what|which|how many|how much|under what|under which)\s+((?:[\w-]+\s+){0,2}?[\w-]+?)"
+                    r"(?=\s+(?:do|does|did|is|are|was|were|has|have|had|can|could|would|will|and|or|of|for|in|on|to|"
+                    r"with|from|at|by|that|which)\b|[?,])", re.I)
+_GENERIC = frozenset("method methods model models approach approaches technique techniques framework frameworks "
+                     "paper papers work works study studies system systems way ways kind kinds type types one ones thing "
+                     "things part parts result results".split())
+_CAPITALISED = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]{2,}\b")
+RESEARCH_WORDS = frozenset(
+    "model models modeling modelling dataset datasets benchmark benchmarks train training trained learning learn "
+    "neural network networks transformer transformers attention token tokens embedding embeddings encoder decoder "
+    "language vision visual image images video videos audio speech multimodal llm llms mllm mllms vlm vlms lmm lmms "
+    "retrieval generation generative diffusion reinforcement supervised unsupervised fine-tuning fine-tune finetune "
+    "pretraining pre-training pretrained pre-trained accuracy evaluation evaluate evaluates metric metrics loss "
+    "architecture parameters inference prompt prompting reasoning agent agents classification segmentation "
+    "detection recognition captioning caption captions question answering qa paper papers method methods "
+    "algorithm algorithms approach framework state-of-the-art sota baseline baselines gpt clip bert vit cnn rnn "
+    "lstm gan vae nlp representation representations contrastive alignment hallucination instruction "
+    "instruction-tuning corpus annotation annotations label labels labeled scaling compute gpu gpus".split()
+)
+
+
+@dataclass
+class Signals:
+    missing: list[str] = field(default_factory=list)
+    unknown_share: float = 0.0
+    best_evidence: float = 0.0
+    best_dense: float | None = None
+    name_match: bool = False
+    asked_missing: list[str] = field(default_factory=list)  # what a question naming a paper asks for, absent from it
+    topical: bool = True
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Verdict:
+    answerable: bool
+    reason: str  # "" | "missing_terms" | "weak_evidence" | "off_topic"
+    confident: bool  # strong enough evidence to answer extractively if the model declines
+    signals: Signals
+
+    def explain(self) -> str:
+        """One sentence saying what is missing, for the refusal."""
+        if self.reason == "missing_terms":
+            terms = ", ".join(self.signals.missing[:3])
+            return f"The indexed papers do not mention {terms}."
+        if self.reason == "off_topic":
+            return ""
+        return "The closest papers do not state this."
+
+
+def distinctive_terms(question: str) -> list[str]:
+    """Names, acronyms and capitalised words (not sentence-initial) of the question, in order."""
+    out = dict.fromkeys(_MODIFIER.sub("", n) for n in names(question))
+    for m in _CAPITALISED.finditer(question):
+        w = m.group(0)
+        if w.lower() not in STOPWORDS and w.lower() not in _COMMON_CAPITALISED and not any(w in n for n in out):
+            out.setdefault(w, None)
+    return list(out)
+
+
+def asked_words(question: str) -> list[str]:
+    """The content words of what the question asks for ("What learning rate ..." -> learning, rate)."""
+    out: dict[str, None] = {}
+    for m in _ASKED.finditer(question):
+        for w in content_words(m.group(1)):
+            if w not in _GENERIC and not w[0].isdigit():
+                out.setdefault(w, None)
+    return list(out)
+
+
+class CorpusVocabulary:
+    """Answers "does this term occur anywhere in the corpus?" with BM25 searches (cached)."""
+
+    def __init__(self, store, lock=None, cache_size: int = 100_000):
+        self.store = store
+        self.lock = lock
+        self._cache: dict[str, bool] = {}
+        self._size = cache_size
+
+    def has(self, term: str) -> bool:
+        key = flat(term)
+        if not key:
+            return True
+        if key not in self._cache:
+            if len(self._cache) >= self._size:
+                self._cache.clear()
+            self._cache[key] = self._lookup(term, key)
+        return self._cache[key]
+
+    def _lookup(self, term: str, key: str) -> bool:
+        from rag.store import QuerySpec, sparse_query
+
+        sparse = sparse_query(term)
+        if not sparse.indices:  # only stopwords / symbols: nothing to look up
+            return True
+        with self.lock if self.lock is not None else _nolock():
+            hits = self.store.query(QuerySpec(sparse=sparse, mode="sparse", limit=10, fields=["title", "text"]))
+        return any(key in flat(f"{h.payload.get('title', '')} {h.payload.get('text', '')}") for h in hits)
+
+
+class _nolock:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def signals(question: str, sources, best_dense: float | None, vocabulary: CorpusVocabulary) -> Signals:
+    """Compute the answerability signals for a question and its scored sources (``rag.evidence``)."""
+    words = list(dict.fromkeys(content_words(question)))
+    unknown = [w for w in words if not vocabulary.has(w)]
+    missing = [t for t in distinctive_terms(question) if not vocabulary.has(t)]
+    qnames = [flat(n) for n in names(question) if len(flat(n)) >= 3]
+    named = [p for p in sources if any(n in flat(p.title) for n in qnames)]
+    asked_missing: list[str] = []
+    if named:
+        have = set(content_words(f"{named[0].title} {named[0].abstract}"))
+        asked = asked_words(question)
+        if asked and not any(w in have or w.rstrip("s") in have or w + "s" in have for w in asked):
+            asked_missing = asked
+    return Signals(
+        missing=missing,
+        unknown_share=len(unknown) / len(words) if words else 1.0,
+        best_evidence=max((p.best for p in sources), default=0.0),
+        best_dense=best_dense,
+        name_match=bool(named),
+        asked_missing=asked_missing,
+        topical=any(w in RESEARCH_WORDS for w in words) or bool(names(question)),
+    )
+
+
+def assess(s: Signals) -> Verdict:
+    """The decision rule (thresholds above)."""
+    off_corpus = s.unknown_share >= OFF_TOPIC_UNKNOWN or (s.best_dense or 0.0) < OFF_TOPIC_DENSE or s.missing
+    if not s.topical and off_corpus:
+        return Verdict(False, "off_topic", False, s)
+    if s.missing:
+        return Verdict(False, "missing_terms", False, s)
+    if s.best_evidence < MIN_EVIDENCE and not s.name_match:
+        return Verdict(False, "weak_evidence" if s.topical else "off_topic", False, s)
+    return Verdict(True, "", s.best_evidence >= CONFIDENT_EVIDENCE and not s.asked_missing, s)

@@ -1,0 +1,254 @@
+"""Evidence: whole papers for the top hits, every sentence scored against the question.
+
+Retrieval ranks chunks; the answer stage works on papers. For each retrieved paper the chunks are
+read back from the store and joined into the full abstract (chunk overlaps removed), split into
+sentences with offsets, and each sentence is scored against the standalone question:
+
+    score = COSINE * cos(question, sentence) + LEXICAL * overlap(question, sentence) + PRIOR / (1 + rank)
+
+``overlap`` is the weighted share of the question's content words found in the sentence or the
+paper's title (names x3, numbers x2, other words x1). A question that asks several things ("How
+was X adapted, and what does Y add?") is also split into parts, each scored the same way, so the
+selected quotes cover every part, not only the best-matching one. Sentence vectors are computed at query time
+and cached in memory (``bench/answer_quality.py --evidence`` measures this against storing them at
+ingest). Ties are broken by paper rank, then sentence position, so selection is deterministic.
+
+Example:
+    >>> parts = ["CMM-Math has 28,000 samples. It is in Chinese.", "It is in Chinese. We test GPT-4o."]
+    >>> merge_chunks(parts)
+    'CMM-Math has 28,000 samples. It is in Chinese. We test GPT-4o.'
+    >>> question_parts("How was RLHF adapted, and what extra information is given to the reward model?")
+    ['How was RLHF adapted', 'what extra information is given to the reward model']
+    >>> w = question_terms("How many samples does CMM-Math have?")
+    >>> sorted(w.items())
+    [('cmm', 3.0), ('cmm-math', 3.0), ('many', 1.0), ('math', 3.0), ('samples', 1.0)]
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from rag.retrieval import Hit
+from rag.sentences import Sentence, content_words, names, numbers, split_sentences
+
+COSINE, LEXICAL, PRIOR = 0.55, 0.45, 0.04
+_ANAPHOR = ("it ", "its ", "this ", "these ", "they ", "their ", "such ", "the model", "the dataset", "the benchmark",
+            "the method", "the framework", "our ", "both ", "however", "moreover", "furthermore", "additionally")
+
+
+@dataclass
+class SourcePaper:
+    """A retrieved paper as the answer stage sees it: the whole abstract, split and scored."""
+
+    hit: Hit  # the best chunk, as retrieved
+    rank: int  # 0-based retrieval rank
+    abstract: str
+    sentences: list[Sentence]
+    scores: list[float] = field(default_factory=list)  # evidence score per sentence (comparable across papers)
+    local_scores: list[float] = field(default_factory=list)  # the same with within-paper IDF (ranks sentences)
+    part_scores: list[list[float]] = field(default_factory=list)  # per question part, per sentence, with IDF
+    coverage: float = 0.0  # weighted share of the question's terms found anywhere in title + abstract
+
+    @property
+    def title(self) -> str:
+        return self.hit.title
+
+    @property
+    def paper_id(self) -> str:
+        return self.hit.paper_id
+
+    @property
+    def best(self) -> float:
+        return max(self.scores, default=0.0)
+
+    def ranked(self) -> list[int]:
+        """Sentence indexes, best first by ``local_scores`` (ties: earlier sentence first)."""
+        scores = self.local_scores or self.scores
+        return sorted(range(len(self.sentences)), key=lambda i: (-scores[i], i))
+
+    def context(self, i: int) -> list[int]:
+        """Sentence i, preceded by the sentence before it when i starts by referring back ("It ...")."""
+        text = self.sentences[i].text.lower()
+        if i > 0 and text.startswith(_ANAPHOR):
+            return [i - 1, i]
+        return [i]
+
+
+_PART_SPLIT = re.compile(r"(?:,?\s+and\s+|;\s*|\?\s*|,\s+)(?=(?:what|how|which|why|where|when|who|whose|does|do|did|is|are|was|"
+                         r"were|can|could|in|on|by|to)\b)", re.I)
+
+
+def question_parts(question: str) -> list[str]:
+    """The sub-questions of a question that asks several things (the whole question if one)."""
+    parts = [p.strip(" ?,.") for p in _PART_SPLIT.split(question) if p and len(p.split()) >= 3]
+    return parts if len(parts) > 1 else [question.strip()]
+
+
+def merge_chunks(parts: list[str]) -> str:
+    """Join consecutive chunks of one text, dropping the overlap the splitter repeated."""
+    if not parts:
+        return ""
+    out = parts[0]
+    for nxt in parts[1:]:
+        k = next((k for k in range(min(len(out), len(nxt)), 0, -1) if out.endswith(nxt[:k])), 0)
+        out = out + nxt[k:] if k else f"{out} {nxt}"
+    return out
+
+
+def load_sources(store, hits: list[Hit], lock: threading.RLock | None = None) -> list[SourcePaper]:
+    """The whole abstract of every hit's paper, read back from its chunks (one store call)."""
+    if not hits:
+        return []
+    ids = list(dict.fromkeys(h.paper_id for h in hits))
+    with lock or threading.RLock():
+        rows = store.scroll({"paper_id": ids}, ["paper_id", "chunk", "text"], limit=max(1000, 64 * len(ids)))
+    chunks: dict[str, list[tuple[int, str]]] = {}
+    for _, p in rows:
+        chunks.setdefault(p["paper_id"], []).append((p.get("chunk", 0), p.get("text", "")))
+    out = []
+    for rank, h in enumerate(hits):
+        parts = [t for _, t in sorted(chunks.get(h.paper_id, [(0, h.text)]))]
+        abstract = merge_chunks(parts)
+        out.append(SourcePaper(h, rank, abstract, split_sentences(abstract)))
+    return out
+
+
+def question_terms(question: str) -> dict[str, float]:
+    """Content words of the question with weights: names 3, numbers 2, other words 1."""
+    name_words = {w.lower() for n in names(question) for w in [n, *n.split("-")]}
+    weights: dict[str, float] = {}
+    for w in content_words(question):
+        weight = 3.0 if w in name_words else 2.0 if w[0].isdigit() else 1.0
+        weights[w] = max(weights.get(w, 0.0), weight)
+    for n in numbers(question):
+        weights.setdefault(n, 2.0)
+    return weights
+
+
+def overlap(terms: dict[str, float], text: str) -> float:
+    """Weighted share of ``terms`` found in ``text``."""
+    total = sum(terms.values())
+    if not total:
+        return 0.0
+    have = set(content_words(text)) | set(numbers(text))
+    return sum(w for t, w in terms.items() if t in have) / total
+
+
+class EvidenceScorer:
+    """Scores sentences against a question; caches sentence vectors (thread-safe)."""
+
+    def __init__(self, embedder=None, cache_size: int = 50_000):
+        self.embedder = embedder
+        self._cache: OrderedDict[str, list[float]] = OrderedDict()
+        self._size = cache_size
+        self._lock = threading.Lock()
+
+    def vectors(self, texts: list[str]) -> list[list[float]]:
+        with self._lock:
+            missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if missing:
+            new = self.embedder.embed_documents(missing, progress=False)
+            with self._lock:
+                for t, v in zip(missing, new):
+                    self._cache[t] = v
+                while len(self._cache) > self._size:
+                    self._cache.popitem(last=False)
+        with self._lock:
+            out = []
+            for t in texts:
+                self._cache.move_to_end(t)
+                out.append(self._cache[t])
+            return out
+
+    def score(self, question: str, papers: list[SourcePaper], query_vector: list[float] | None = None) -> list[SourcePaper]:
+        """Fill ``scores``, ``part_scores`` and ``coverage`` of every paper; returns ``papers``."""
+        parts = question_parts(question)
+        queries = [(question, question_terms(question), query_vector)]
+        queries += [(p, question_terms(p), None) for p in parts] if len(parts) > 1 else []
+        texts = [s.text for p in papers for s in p.sentences]
+        vecs = self.vectors(texts) if self.embedder is not None and texts else None
+        per_query = []
+        for text, terms, qv in queries:
+            if vecs is not None:
+                qv = qv if qv is not None else self.embedder.embed_query(text)
+                cos = [max(0.0, sum(a * b for a, b in zip(qv, v))) for v in vecs]
+            else:
+                cos = [0.0] * len(texts)
+            per_query.append((terms, cos))
+        i = 0
+        for p in papers:
+            title_terms = set(content_words(p.title)) | set(numbers(p.title))
+            p.coverage = overlap(queries[0][1], f"{p.title} {p.abstract}")
+            have = [set(content_words(s.text)) | set(numbers(s.text)) for s in p.sentences]
+            rows: list[list[float]] = [[] for _ in per_query]
+            local: list[list[float]] = [[] for _ in per_query]
+            for j in range(len(p.sentences)):
+                for q, (terms, cos) in enumerate(per_query):
+                    base = COSINE * cos[i] + PRIOR / (1 + p.rank)
+                    rows[q].append(base + LEXICAL * _overlap(terms, have[j], title_terms))
+                    local[q].append(base + LEXICAL * _overlap(terms, have[j], title_terms, _idf(terms, have)))
+                i += 1
+            p.scores, p.part_scores = rows[0], local[1:]
+            p.local_scores = local[0]
+        return papers
+
+
+def _idf(terms: dict[str, float], sentences: list[set[str]]) -> dict[str, float]:
+    """Within-paper IDF of each term: a word in every sentence of the abstract tells sentences apart least."""
+    n = len(sentences)
+    out = {}
+    for t in terms:
+        df = sum(t in s for s in sentences)
+        out[t] = math.log(1 + n / (1 + df)) / math.log(1 + n) if n > 1 else 1.0
+    return out
+
+
+def _overlap(terms: dict[str, float], have: set[str], title_terms: set[str], idf: dict[str, float] | None = None) -> float:
+    """Weighted share of the question's terms in the sentence; title words count at half weight (the
+    sentence is about that paper); ``idf`` scales each found term by its within-paper IDF."""
+    total = sum(terms.values())
+    if not total:
+        return 0.0
+    got = 0.0
+    for t, w in terms.items():
+        if t in have:
+            got += w * (idf[t] if idf else 1.0)
+        elif t in title_terms:
+            got += 0.5 * w
+    return got / total
+
+
+def select(papers: list[SourcePaper], max_papers: int = 3, per_paper: int = 3, keep: float = 0.75) -> list[tuple[SourcePaper, list[int]]]:
+    """The papers worth showing the model and the sentence indexes to quote from each (in abstract order).
+
+    A paper is kept when its best sentence scores at least ``keep`` x the best paper's. From each kept
+    paper: the best sentence for each part of the question, then the best overall, up to ``per_paper``
+    (``per_paper - 1`` for papers after the first), each with the sentence before it when it starts
+    by referring back ("It ...", "This ...").
+    """
+    if not papers:
+        return []
+    order = sorted(papers, key=lambda p: (-p.best, p.rank))
+    top = order[0].best
+    out = []
+    for p in order[:max_papers]:
+        if out and p.best < keep * top:
+            break
+        n = per_paper if not out else max(1, per_paper - 1)
+        chosen: list[int] = []
+        for row in p.part_scores:
+            best = min(range(len(row)), key=lambda i: (-row[i], i), default=None)
+            if best is not None and best not in chosen and len(chosen) < n:
+                chosen.append(best)
+        for i in p.ranked():
+            if len(chosen) >= n:
+                break
+            if i not in chosen and p.scores[i] >= 0.5 * p.best:
+                chosen.append(i)
+        picked = sorted({j for i in chosen for j in p.context(i)})
+        out.append((p, picked))
+    return out

@@ -1,0 +1,49 @@
+"""Answerability: the decision rule on its signals, and the corpus look-ups behind them."""
+
+import pytest
+
+import rag
+from rag.answerability import CorpusVocabulary, Signals, assess, asked_words, distinctive_terms
+from rag.testing import FakeEmbedder
+
+
+def test_distinctive_terms_normalise_modifiers_and_skip_common_words():
+    assert distinctive_terms("How can a ColBERT-style retriever score a CLIP-like model in Japanese?") == ["ColBERT", "CLIP"]
+    assert distinctive_terms("What does MathVista-Pro add?") == ["MathVista-Pro"]  # a variant name stays whole
+
+
+def test_asked_words():
+    assert asked_words("Under what licence are the TableGPT2 weights released?") == ["licence"]
+    assert asked_words("What is the method?") == []
+
+
+@pytest.mark.parametrize("signals,answerable,reason", [
+    (Signals(missing=["FlashAttention-3"], best_evidence=0.6, best_dense=0.5), False, "missing_terms"),
+    (Signals(unknown_share=0.5, topical=False, best_evidence=0.2, best_dense=0.18), False, "off_topic"),
+    (Signals(missing=["Lakers"], topical=False, best_evidence=0.2, best_dense=0.2), False, "off_topic"),
+    (Signals(best_evidence=0.25, best_dense=0.4), False, "weak_evidence"),
+    (Signals(best_evidence=0.25, best_dense=0.4, name_match=True), True, ""),
+    (Signals(best_evidence=0.45, best_dense=0.5), True, ""),
+])
+def test_assess(signals, answerable, reason):
+    v = assess(signals)
+    assert (v.answerable, v.reason) == (answerable, reason)
+
+
+def test_confident_only_with_strong_evidence_and_nothing_asked_missing():
+    assert assess(Signals(best_evidence=0.7, best_dense=0.5)).confident
+    assert not assess(Signals(best_evidence=0.7, best_dense=0.5, asked_missing=["licence"])).confident
+    assert not assess(Signals(best_evidence=0.35, best_dense=0.5)).confident
+
+
+def test_explain_names_what_is_missing():
+    assert assess(Signals(missing=["FlashAttention-3", "H100"])).explain() == \
+        "The indexed papers do not mention FlashAttention-3, H100."
+
+
+def test_corpus_vocabulary(tmp_path):
+    with rag.load(None, data_dir=tmp_path, embedder=FakeEmbedder()) as app:
+        app.ingest(["data/sample"], progress=False)
+        vocab = CorpusVocabulary(app.store)
+        assert vocab.has("CMM-Math") and vocab.has("cmm math") and vocab.has("NVLM")
+        assert not vocab.has("FlashAttention-3") and not vocab.has("lasagna")

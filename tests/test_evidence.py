@@ -1,0 +1,47 @@
+"""Evidence: whole abstracts rebuilt from chunks, sentences with offsets, parts of questions, selection."""
+
+from rag.chunking import chunk_paper
+from rag.config import SAMPLE_CORPUS, ChunkSettings
+from rag.corpus import load_papers
+from rag.evidence import EvidenceScorer, SourcePaper, merge_chunks, question_parts, select
+from rag.retrieval import Hit
+from rag.sentences import split_sentences
+from rag.testing import FakeEmbedder
+
+
+def test_chunks_merge_back_into_every_sample_abstract():
+    for p in load_papers([SAMPLE_CORPUS]):
+        assert merge_chunks([c.text for c in chunk_paper(p, ChunkSettings())]) == p.abstract
+
+
+def test_sentence_offsets_on_the_sample_corpus():
+    for p in load_papers([SAMPLE_CORPUS])[:50]:
+        for s in split_sentences(p.abstract):
+            assert p.abstract[s.start:s.end] == s.text
+
+
+def test_question_parts():
+    assert question_parts("What is X?") == ["What is X?"]
+    assert len(question_parts("How was RLHF adapted, and what extra information is given to the reward model?")) == 2
+
+
+def _paper(title, text, rank):
+    return SourcePaper(Hit(title, 1.0, "", title), rank, text, split_sentences(text))
+
+
+def test_selection_covers_each_part_of_the_question():
+    p = _paper("CMM-Math", "Math matters for models. We release CMM-Math, a Chinese math dataset. "
+               "Models struggle with diagrams. CMM-Math has 28,000 samples across 12 grades.", 0)
+    other = _paper("Cats", "Cats purr. Cats sleep a lot.", 1)
+    scorer = EvidenceScorer(FakeEmbedder())
+    scorer.score("What is CMM-Math, and how many samples does CMM-Math have?", [p, other])
+    (first, idx), *rest = select([p, other], per_paper=2)
+    assert first is p and 1 in idx and 3 in idx  # the definition and the number
+    assert rest == []  # the unrelated paper is far below the best one
+
+
+def test_scores_are_deterministic():
+    p = _paper("A", "Alpha beta. Beta gamma. Gamma delta.", 0)
+    scorer = EvidenceScorer(FakeEmbedder())
+    first = list(scorer.score("beta gamma", [p])[0].scores)
+    assert scorer.score("beta gamma", [p])[0].scores == first
