@@ -1,118 +1,204 @@
-"""Answer quality and latency of generation models on the dev set (for choosing the CPU default).
+"""Answer quality and latency on the dev set, and the calibration of every answering threshold.
 
-    .venv/bin/python bench/answer_quality.py --models qwen2.5-coder-0.5b-instruct-q4_k_m qwen2.5-coder-1.5b-instruct-q4_k_m \
-        --per-type 5 --data-dir /tmp/aq
+    .venv/bin/python bench/answer_quality.py                      # the cpu preset on the whole dev set
+    .venv/bin/python bench/answer_quality.py --models qwen2.5-coder-0.5b-instruct-q4_k_m qwen2.5-coder-1.5b-instruct-q4_k_m
+    .venv/bin/python bench/answer_quality.py --calibrate          # threshold sweeps (dev set only)
 
-Prints one table row per (model, output mode) and writes bench/results/answer_quality.json.
-It also calibrates the retrieval refusal threshold: the best dense cosine of each dev question,
-unanswerable vs answerable, and the threshold that separates them best.
+Default: each question of ``--questions`` (dev.jsonl) goes through ``eval.scoring.eval_question``
+(the system and the extractive baseline); one row per model with the key metrics and the latency
+percentiles (time to first token, total, prompt tokens). -> bench/results/answer_quality.json
+
+``--calibrate`` sets the answerability thresholds to 0 (every answerable-looking question reaches
+the model; every failed model answer falls back to quotes), records what happened, then replays
+the decision rule of ``rag.answerability`` over a grid of (MIN_EVIDENCE, CONFIDENT_EVIDENCE): refusal
+accuracy on unanswerable questions, false refusals on the others. It also sweeps the list thresholds
+(``rag.lists``) and the evidence selection (``rag.evidence.select``: quotes per paper, keep ratio; fact
+coverage of the quotes alone). -> bench/results/answer_calibration.json
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
-import platform
+import statistics
 import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 import rag  # noqa: E402
-from eval.metrics.answers import fact_coverage  # noqa: E402
-from eval.metrics.citations import citation_validity, cites_gold  # noqa: E402
-from eval.metrics.latency import percentile  # noqa: E402
+from eval.metrics import citation_precision, citation_recall, fact_coverage  # noqa: E402
+from eval.questions import DECLINED, load_questions, retrieval_query  # noqa: E402
+from eval.runner import machine_info  # noqa: E402
+from eval.scoring import eval_question  # noqa: E402
 
-DEV = Path(__file__).resolve().parent.parent / "eval" / "questions" / "dev.jsonl"
+RESULTS = ROOT / "bench" / "results"
+KEYS = ("cites_gold", "fact_coverage", "fact_coverage_text", "citation_support", "refusal_accuracy", "false_refusal_rate",
+        "handled", "citation_precision", "citation_recall")
 
 
-def pick(questions: list[dict], per_type: int) -> list[dict]:
-    out, seen = [], {}
-    for q in questions:
-        if seen.get(q["type"], 0) < per_type:
-            seen[q["type"]] = seen.get(q["type"], 0) + 1
-            out.append(q)
+def mean(xs):
+    xs = [x for x in xs if x is not None]
+    return round(sum(xs) / len(xs), 3) if xs else None
+
+
+def pct(xs, p):
+    xs = sorted(x for x in xs if x is not None)
+    return round(xs[min(len(xs) - 1, int(p / 100 * len(xs)))], 3) if xs else None
+
+
+def run_models(args, questions) -> dict:
+    out = {}
+    for model in args.models:
+        with rag.load(args.config, data_dir=args.data_dir, **{"generation.model": model}) as app:
+            if app.count() == 0:
+                app.ingest(progress=False)
+            recs, t0 = [], time.perf_counter()
+            for q in questions:
+                recs.append({"id": q["id"], "type": q["type"], **eval_question(app, q, baselines=("extractive",))})
+            by_type = {t: {k: mean([r["metrics"].get(k) for r in recs if r["type"] == t]) for k in KEYS}
+                       for t in dict.fromkeys(r["type"] for r in recs)}
+            lat = [r["timings"] for r in recs if "ttft_s" in r["timings"]]
+            out[model] = {
+                "overall": {k: mean([r["metrics"].get(k) for r in recs]) for k in KEYS},
+                "extractive": {k: mean([r["extractive"]["metrics"].get(k) for r in recs if "extractive" in r])
+                               for k in ("fact_coverage", "cites_gold", "citation_support")},
+                "by_type": by_type,
+                "latency": {k: {"p50": pct([t.get(k) for t in lat], 50), "p95": pct([t.get(k) for t in lat], 95)}
+                            for k in ("ttft_s", "total_s", "prompt_tokens", "evidence_ms", "retrieval_ms")},
+                "n": len(recs), "seconds": round(time.perf_counter() - t0, 1),
+                "records": [{k: r.get(k) for k in ("id", "type", "kind", "answer", "citations", "metrics", "timings")} for r in recs],
+            }
+            o, lt = out[model], out[model]["latency"]
+            print(f"{model}: cites gold {o['overall']['cites_gold']}, facts shown {o['overall']['fact_coverage']} "
+                  f"(text {o['overall']['fact_coverage_text']}; extractive {o['extractive']['fact_coverage']}), support "
+                  f"{o['overall']['citation_support']}, refusal {o['overall']['refusal_accuracy']}, false refusal "
+                  f"{o['overall']['false_refusal_rate']}; TTFT p50 {lt['ttft_s']['p50']} s, total p50 {lt['total_s']['p50']} s, "
+                  f"prompt tokens p50 {lt['prompt_tokens']['p50']}", flush=True)
     return out
 
 
-def calibrate(app, questions: list[dict]) -> dict:
-    scores = [(app.retrieve(q["question"], k=5).best_dense, q["type"] == "unanswerable") for q in questions]
-    best = max(
-        ((t, sum((s < t) == u for s, u in scores) / len(scores)) for t in sorted({round(s, 3) for s, _ in scores})),
-        key=lambda x: x[1],
-    )
-    ans = sorted(s for s, u in scores if not u)
-    un = sorted(s for s, u in scores if u)
-    return {"best_threshold": best[0], "accuracy": best[1], "answerable_min": ans[0], "answerable_p05": percentile(ans, 5),
-            "unanswerable_max": un[-1], "unanswerable_median": percentile(un, 50)}
+def calibrate(args, questions) -> dict:
+    import rag.answerability as A
+    import rag.lists as L
+    from rag import evidence as E
+
+    result: dict = {"configured": {"MIN_EVIDENCE": A.MIN_EVIDENCE, "CONFIDENT_EVIDENCE": A.CONFIDENT_EVIDENCE,
+                                   "lists.MIN_SCORE": L.MIN_SCORE, "lists.RELATIVE": L.RELATIVE}}
+    A.MIN_EVIDENCE, A.CONFIDENT_EVIDENCE = 0.0, 0.0
+    with rag.load(args.config, data_dir=args.data_dir) as app:
+        if app.count() == 0:
+            app.ingest(progress=False)
+        rows = []
+        for q in questions:
+            if q["type"] in ("list", "injection", "emergency", "off_topic"):
+                continue
+            if q["type"] == "followup":
+                first = app.ask(q["turns"][0])
+                a = app.chat([{"role": "user", "content": q["turns"][0]},
+                              {"role": "assistant", "content": first.text, "papers": [c.paper_id for c in first.citations]},
+                              {"role": "user", "content": q["turns"][1]}])
+            else:
+                a = app.ask(q["question"])
+            s = a.signals or {}
+            cited = [c.title for c in a.citations]
+            rows.append({"id": q["id"], "answerable": q["type"] not in DECLINED, "ev": s.get("best_evidence"),
+                         "asked_missing": bool(s.get("asked_missing")), "name_match": bool(s.get("name_match")),
+                         "pre_refused": a.refused, "model_ok": a.kind == "answer", "fallback": a.kind == "extractive",
+                         "gold_cited": bool(set(cited) & set(q["gold_titles"]))})
+        grid = []
+        for mn, conf in itertools.product([0.0, 0.25, 0.30, 0.35, 0.40], [0.0, 0.35, 0.40, 0.45, 0.52, 0.60, 1.0]):
+            ref_u, ref_a, gold = [], [], []
+            for r in rows:
+                if r["pre_refused"] or r["ev"] is None:
+                    refused = True
+                elif r["ev"] < mn and not r["name_match"]:
+                    refused = True
+                else:
+                    refused = not (r["model_ok"] or (r["fallback"] and r["ev"] >= conf and not r["asked_missing"]))
+                (ref_a if r["answerable"] else ref_u).append(refused)
+                if r["answerable"]:
+                    gold.append(not refused and r["gold_cited"])
+            grid.append({"min_evidence": mn, "confident": conf, "refusal_accuracy": mean(ref_u),
+                         "false_refusal": mean(ref_a), "cites_gold": mean(gold)})
+        result["answerability"] = {"rows": rows, "grid": grid}
+        print("\nAnswerability (dev): MIN_EVIDENCE x CONFIDENT_EVIDENCE -> refusal on unanswerable / false refusal / cites gold")
+        for g in grid:
+            print(f"  min {g['min_evidence']:.2f} conf {g['confident']:.2f}: refusal {g['refusal_accuracy']}  "
+                  f"false refusal {g['false_refusal']}  cites gold {g['cites_gold']}")
+
+        scorer = E.EvidenceScorer(app.embedder)
+        lists = []
+        for q in [q for q in questions if q["type"] == "list"]:
+            r = app.retrieve(q["question"], k=L.RETRIEVE)
+            lists.append((q, scorer.score(L.criterion(q["question"]), E.load_sources(app.store, r.hits), None)))
+        sweep = []
+        for ms, rel in itertools.product([0.40, 0.45, 0.48, 0.50, 0.55], [0.6, 0.7, 0.8, 0.9]):
+            L.MIN_SCORE, L.RELATIVE = ms, rel
+            got = [([p.title for p in L.include(papers)], q["gold_titles"]) for q, papers in lists]
+            sweep.append({"min_score": ms, "relative": rel, "precision": mean([citation_precision(g, gold) or 0.0 for g, gold in got]),
+                          "recall": mean([citation_recall(g, gold) for g, gold in got])})
+        result["lists"] = sweep
+        print("\nList inclusion (dev list questions): MIN_SCORE x RELATIVE -> set precision / recall")
+        for s in sweep:
+            print(f"  {s['min_score']:.2f} x {s['relative']:.1f}: precision {s['precision']}  recall {s['recall']}")
+
+        sel = []
+        answerable = [q for q in questions if q["type"] not in DECLINED and q["type"] not in ("list", "non_english")]
+        data = []
+        for q in answerable:
+            query = retrieval_query(q)
+            r = app.retrieve(query, k=5)
+            data.append((q, scorer.score(query, E.load_sources(app.store, r.hits[:3]), r.vector)))
+        for per, keep in itertools.product([2, 3, 4], [0.75, 0.85, 1.0]):
+            cov, words = [], []
+            for q, papers in data:
+                text = " ".join(p.sentences[i].text for p, idx in E.select(papers, per_paper=per, keep=keep) for i in idx)
+                cov.append(fact_coverage(q["answer_facts"], text))
+                words.append(len(text.split()))
+            sel.append({"quotes_per_paper": per, "keep_papers": keep, "fact_coverage": mean(cov), "words_p50": statistics.median(words)})
+        result["selection"] = sel
+        print("\nEvidence selection (answerable dev questions, quotes only): per paper x keep -> fact coverage, words")
+        for s in sel:
+            print(f"  {s['quotes_per_paper']} x {s['keep_papers']:.2f}: facts {s['fact_coverage']}  words p50 {s['words_p50']}")
+    return result
 
 
-def run(app, questions: list[dict]) -> dict:
-    rows = []
-    for q in questions:
-        t = time.perf_counter()
-        a = app.ask(q["question"])
-        cited = [c.title for c in a.citations]
-        retrieved = [h.title for h in a.sources]
-        rows.append({
-            "id": q["id"], "type": q["type"], "refused": a.refused, "reason": a.refusal_reason, "answer": a.text,
-            "validity": citation_validity(cited, retrieved), "cites_gold": cites_gold(cited, q["gold_titles"]),
-            "coverage": fact_coverage(q["answer_facts"], a.text) if not a.refused else 0.0 if q["answer_facts"] else None,
-            "total_s": time.perf_counter() - t, "ttft_s": a.timings.get("ttft_s"), "tok_s": a.timings.get("tokens_per_s"),
-        })
-    answerable = [r for r in rows if r["type"] != "unanswerable"]
-    unans = [r for r in rows if r["type"] == "unanswerable"]
-    mean = lambda xs: sum(xs) / len(xs) if xs else None  # noqa: E731
-    return {
-        "n": len(rows),
-        "gold_cited": mean([r["cites_gold"] or 0.0 for r in answerable]),
-        "validity": mean([r["validity"] for r in rows if r["validity"] is not None]),
-        "coverage": mean([r["coverage"] for r in answerable if r["coverage"] is not None]),
-        "refusal_acc": mean([float(r["refused"]) for r in unans]),
-        "false_refusal": mean([float(r["refused"]) for r in answerable]),
-        "p50_s": percentile([r["total_s"] for r in rows], 50), "p95_s": percentile([r["total_s"] for r in rows], 95),
-        "ttft_p50_s": percentile([r["ttft_s"] for r in rows if r["ttft_s"]], 50),
-        "tok_s_p50": percentile([r["tok_s"] for r in rows if r["tok_s"]], 50),
-        "rows": rows,
-    }
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--models", nargs="+", default=["qwen2.5-coder-0.5b-instruct-q4_k_m", "qwen2.5-coder-1.5b-instruct-q4_k_m"])
-    ap.add_argument("--outputs", nargs="+", default=["json"], choices=["json", "text"])
-    ap.add_argument("--per-type", type=int, default=5, help="questions per type (dev set has 6 types)")
-    ap.add_argument("--data-dir", default="/tmp/rag-answer-quality")
-    ap.add_argument("--set", nargs="*", default=[], help="extra overrides KEY=VALUE")
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "answer_quality.json"))
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--questions", type=Path, default=ROOT / "eval/questions/dev.jsonl")
+    ap.add_argument("--config", default="cpu")
+    ap.add_argument("--data-dir", default="/tmp/bench-answers")
+    ap.add_argument("--models", nargs="+", default=["qwen2.5-coder-0.5b-instruct-q4_k_m"])
+    ap.add_argument("--types", nargs="*", default=None, help="only these question types")
+    ap.add_argument("--limit", type=int, default=None, help="first N questions of each type")
+    ap.add_argument("--calibrate", action="store_true")
     args = ap.parse_args()
-    questions = [json.loads(line) for line in DEV.read_text().splitlines() if line.strip()]
-    extra = dict(kv.split("=", 1) for kv in args.set)
-    results = {"command": " ".join(sys.argv), "machine": f"{platform.machine()} {os.cpu_count()} cores", "runs": []}
-    app = rag.load("cpu", data_dir=args.data_dir, **extra)
-    app.ingest(progress=False)
-    results["calibration"] = calibrate(app, questions)
-    print("refusal threshold calibration:", json.dumps(results["calibration"]))
-    subset = pick(questions, args.per_type)
-    print("| model | output | n | gold cited | validity | fact coverage | refusal | false refusal | p50 s | p95 s | TTFT p50 s | tok/s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for model in args.models:
-        for output in args.outputs:
-            app.close()
-            app = rag.load("cpu", data_dir=args.data_dir, **{"generation.model": model, "answer.output": output, **extra})
-            r = run(app, subset)
-            r.update(model=model, output=output)
-            results["runs"].append(r)
-            f = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
-            print(f"| {model} | {output} | {r['n']} | {f(r['gold_cited'])} | {f(r['validity'])} | {f(r['coverage'])} | "
-                  f"{f(r['refusal_acc'])} | {f(r['false_refusal'])} | {f(r['p50_s'])} | {f(r['p95_s'])} | {f(r['ttft_p50_s'])} | {f(r['tok_s_p50'])} |",
-                  flush=True)
-            Path(args.out).write_text(json.dumps(results, indent=2))
-    app.close()
+    questions = load_questions(args.questions)
+    if args.types:
+        questions = [q for q in questions if q["type"] in args.types]
+    if args.limit:
+        seen: dict = {}
+        questions = [q for q in questions if seen.setdefault(q["type"], []).append(1) or len(seen[q["type"]]) <= args.limit]
+    info = {"command": " ".join([sys.executable.rsplit("/", 1)[-1], *sys.argv]), "questions": str(args.questions),
+            "n_questions": len(questions), "machine": machine_info(), "loadavg": os.getloadavg(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    if args.calibrate:
+        out = {**info, **calibrate(args, questions)}
+        path = RESULTS / "answer_calibration.json"
+    else:
+        out = {**info, "models": run_models(args, questions)}
+        path = RESULTS / "answer_quality.json"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=1, default=str) + "\n")
+    print(f"\nwrote {path}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

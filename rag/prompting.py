@@ -78,11 +78,31 @@ def answer_messages(question: str, selection: list, refusal: str, json_mode: boo
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
+TRANSLATE_SYSTEM = ("You are a translator. Translate the text inside <text> tags into {language}. Do not answer or explain "
+                    "it; keep names, numbers and [n] markers exactly; output only the translation.")
+# one worked example per direction: small models answer a question instead of translating it without one
+_EXAMPLE_EN = ("<text>¿Qué es BERT y cuántos parámetros tiene?</text>", "What is BERT and how many parameters does it have?")
+_EXAMPLE_SOURCE = "<text>BERT is a language model with 340M parameters [1].</text>"
+_EXAMPLE_TARGET = {
+    "Spanish": "BERT es un modelo de lenguaje con 340M parámetros [1].",
+    "French": "BERT est un modèle de langage avec 340M paramètres [1].",
+    "German": "BERT ist ein Sprachmodell mit 340M Parametern [1].",
+    "Portuguese": "BERT é um modelo de linguagem com 340M parâmetros [1].",
+    "Italian": "BERT è un modello linguistico con 340M parametri [1].",
+    "Chinese": "BERT 是一个拥有 340M 参数的语言模型 [1]。",
+}
+
+
 def translate_messages(text: str, language: str) -> list[dict]:
-    """Ask for a faithful translation; ``[n]`` markers, names and numbers stay as they are."""
-    system = (f"Translate the user's text into {language}. Keep every [n] marker, name and number exactly as it is. "
-              "Output only the translation.")
-    return [{"role": "system", "content": system}, {"role": "user", "content": sanitize(text)}]
+    """Ask for a faithful translation into ``language`` (an English name: "English", "Spanish", ...).
+
+    >>> [m["role"] for m in translate_messages("Hola", "English")]
+    ['system', 'user', 'assistant', 'user']
+    """
+    example = _EXAMPLE_EN if language == "English" else (_EXAMPLE_SOURCE, _EXAMPLE_TARGET[language]) if language in _EXAMPLE_TARGET else None
+    shot = [{"role": "user", "content": example[0]}, {"role": "assistant", "content": example[1]}] if example else []
+    return [{"role": "system", "content": TRANSLATE_SYSTEM.format(language=language)}, *shot,
+            {"role": "user", "content": f"<text>{sanitize(text)}</text>"}]
 
 
 def closed_book_messages(question: str, refusal: str) -> list[dict]:

@@ -64,8 +64,8 @@ class FakeGenerator:
         found = True
         if system.startswith("Rewrite"):
             text = self._rewrite(user)
-        elif system.startswith("Translate"):
-            text = user
+        elif system.startswith("You are a translator"):
+            text = re.sub(r"</?text>", "", user)
         elif "\nQuestion: " in user:
             text = self._answer(user)
             found = bool(text)

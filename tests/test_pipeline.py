@@ -163,9 +163,9 @@ def test_question_in_another_language_is_translated_both_ways(app):
     a = variant(app, gen).ask("¿Cuántas muestras contiene el conjunto de datos CMM-Math de matemáticas multimodales en chino?")
     assert a.language == "es"
     systems = [m[0]["content"] for m in gen.calls]
-    assert any(s.startswith("Translate the user's text into English") for s in systems)
+    assert any("into English" in s for s in systems if s.startswith("You are a translator"))
     if not a.refused:
-        assert any(s.startswith("Translate the user's text into Spanish") for s in systems)
+        assert any("into Spanish" in s for s in systems if s.startswith("You are a translator"))
         assert a.original_text  # the English answer the citations were checked against
 
 
