@@ -73,6 +73,14 @@ class StoreSettings(_Section):
         20000, ge=0, description="Build an HNSW index after ingest once the collection has at least this many points; below it search is exact."
     )
     upsert_batch: int = Field(256, ge=1, le=100000, description="Points per upsert call.")
+    hnsw_m: int = Field(16, ge=4, le=128, description="HNSW graph degree (edges per node): higher = better recall, more memory and build time.")
+    hnsw_ef_construct: int = Field(100, ge=4, le=2000, description="HNSW build-time candidate list: higher = better graph, slower build.")
+    quantization: Literal["none", "int8"] = Field(
+        "none", description="int8 scalar quantization of the dense vectors (built with the HNSW index; kept in RAM, "
+        "results rescored with the original vectors): ~4x less RAM for searching, for big corpora."
+    )
+    vectors_on_disk: bool = Field(False, description="Keep the original dense vectors on disk (memory-mapped) instead of in RAM.")
+    payload_on_disk: bool = Field(True, description="Keep payloads (titles, texts, pages) on disk instead of in RAM.")
 
 
 class RetrievalSettings(_Section):
