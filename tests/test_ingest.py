@@ -138,11 +138,9 @@ def test_partially_written_paper_is_completed(tmp_path, sample):
         store.delete_paper(target.paper_id)
         # put back only its first chunk, as a crashed run might have left it
         from rag.store import PointData, sparse_doc
-        from rag.chunking import paper_hash
 
         c0 = chunk_paper(target, s.chunking)[0]
-        store.upsert([PointData(first_id, FakeEmbedder().embed_query(c0.embed_text), sparse_doc(c0.embed_text),
-                                c0.payload(paper_hash(target, s.chunking)))])
+        store.upsert([PointData(first_id, FakeEmbedder().embed_query(c0.embed_text), sparse_doc(c0.embed_text), c0.payload())])
         report = ingest_papers(papers, s, FakeEmbedder(), store, progress=False)
         assert (report.updated, report.unchanged) == (1, 9)
         assert store.count(target.paper_id) == 2

@@ -49,7 +49,7 @@ def test_search_returns_hits_best_first(app):
         assert isinstance(h.text, str) and h.text
         uuid.UUID(h.paper_id)
         assert h.pages and all(isinstance(p, str) for p in h.pages)
-        assert "paper_hash" not in h.metadata
+        assert "payload_hash" not in h.metadata
         d = h.to_dict()
         assert {"title", "score", "text", "paper_id", "pages"} <= d.keys()
 
