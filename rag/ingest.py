@@ -168,6 +168,7 @@ def ingest_papers(papers: list[Paper], settings: Settings, embedder, store: Vect
 
 def build_index(store: VectorStore, report: IngestReport) -> None:
     t = time.perf_counter()
+    log.info("building the HNSW index over %d points", report.points_total)
     store.optimize()
     report.optimized = True
     log.info("built the HNSW index over %d points in %.1f s", report.points_total, time.perf_counter() - t)
@@ -204,6 +205,7 @@ def ingest_files(paths: Iterable[str | Path], settings: Settings, state, open_st
     if store.count() == 0 and state.stored_papers():
         log.warning("the index is empty but the ingest state remembers %d papers: writing them all again", state.forget_index())
     todo = state.count_pending()
+    log.info("writing %d papers (%d points in the index)", todo, store.count())
     if todo or state.get_meta("optimize_pending") == "1":
         state.set_meta("optimize_pending", "1")  # cleared only once optimize() has returned
         state.commit()

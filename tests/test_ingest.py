@@ -546,3 +546,9 @@ def test_kill_9_during_streaming_ingest_then_rerun_is_complete(tmp_path):
         assert len(app.store.payloads(expected, ["paper_id"])) == len(expected)  # every expected id: no strays
         again = app.ingest([f, SAMPLE_CORPUS], progress=False)
         assert (again.added, again.updated, again.unchanged, again.points_total) == (0, 0, 462, len(expected))
+
+
+def test_large_preset_keeps_the_cpu_collection_and_sets_big_corpus_store_settings():
+    large, cpu = Settings.load("large"), Settings.load("cpu")
+    assert large.index_fingerprint() == cpu.index_fingerprint()
+    assert (large.store.quantization, large.store.vectors_on_disk, large.store.payload_on_disk) == ("int8", True, True)
