@@ -242,7 +242,7 @@ def test_index_fingerprint_tracks_model_and_chunking():
     assert fp == Settings.load(None).index_fingerprint()
     assert len(fp) == 10
     for override in ({"chunking.chunk_size": 128}, {"chunking.chunk_overlap": 0},
-                     {"embedding.model": "BAAI/bge-base-en-v1.5"}):
+                     {"embedding.model": "BAAI/bge-base-en-v1.5"}, {"embedding.precision": "int8"}, {"embedding.precision": "float16"}):
         assert Settings.load(None, **override).index_fingerprint() != fp, override
     # settings that do not change the stored vectors keep the collection
     for override in ({"retrieval.k": 9}, {"embedding.batch_size": 8}, {"embedding.query_prefix": "q: "},
