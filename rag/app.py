@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import re
 import shutil
+import sqlite3
 import tempfile
 import threading
 from pathlib import Path
@@ -32,6 +33,7 @@ from rag.answer import Answer
 from rag.config import Settings
 from rag.errors import InputError, StoreError
 from rag.ingest import IngestReport, ingest_files
+from rag.store import store_error
 from rag.retrieval import Hit, Retrieval, Retriever
 
 log = logging.getLogger(__name__)
@@ -109,6 +111,8 @@ class App:
                                       strict=strict, progress=progress)
                 if self._embedder is not None and not dry_run:
                     state.set_meta("dim", str(self._embedder.dim))
+            except sqlite3.Error as e:
+                raise store_error(f"ingest state {state.path}", "ingest", e) from None
             finally:
                 cleanup()
         report.collection = self.collection
@@ -147,6 +151,9 @@ class App:
             raise StoreError(f"another `rag ingest` is running on {self.settings.data_dir} (lock {path}.lock); wait for it to finish") from None
         try:
             st = IngestState(path, dry_run=dry_run)
+        except sqlite3.Error as e:
+            lock.release()
+            raise store_error(f"ingest state {path}", "open", e) from None
         except BaseException:
             lock.release()
             raise

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rag.corpus import Entry, content_hash, entry_rank, text_hash, where
+from rag.errors import StoreError
 
 SCHEMA_VERSION = "1"
 SCHEMA = """
@@ -97,7 +98,8 @@ class IngestState:
         self.db.executescript(SCHEMA)
         version = self.get_meta("schema")
         if version not in (None, SCHEMA_VERSION):
-            raise RuntimeError(f"ingest state {self.path} has schema {version}, this version writes {SCHEMA_VERSION}")
+            raise StoreError(f"ingest state {self.path} has schema {version}, this version writes {SCHEMA_VERSION}: "
+                             "delete that file (the next ingest reads every input again, embedding only what the index lacks)")
         self.db.execute("BEGIN")
         self.set_meta("schema", SCHEMA_VERSION)
         self._names: dict[int, str] = {}

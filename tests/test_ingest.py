@@ -552,3 +552,22 @@ def test_large_preset_keeps_the_cpu_collection_and_sets_big_corpus_store_setting
     large, cpu = Settings.load("large"), Settings.load("cpu")
     assert large.index_fingerprint() == cpu.index_fingerprint()
     assert (large.store.quantization, large.store.vectors_on_disk, large.store.payload_on_disk) == ("int8", True, True)
+
+
+def test_unusable_ingest_state_is_a_one_line_store_error(tmp_path):
+    from rag.errors import StoreError
+
+    with _app(tmp_path) as app:
+        app.ingest_state_path().mkdir(parents=True)  # a folder where the SQLite file should be
+        with pytest.raises(StoreError, match=r"^open failed on ingest state .*unable to open database file") as ei:
+            app.ingest([SAMPLE_CORPUS], progress=False)
+        assert "\n" not in str(ei.value)
+
+
+def test_progress_line_shows_rate_and_eta():
+    from rag.ingest import Progress
+
+    p = Progress(1000, False, "embed+write")
+    p.n, p._t0 = 250, p._t0 - 50.0  # 250 papers in 50 s
+    line = p.line(p._t0 + 50.0)
+    assert line == "embed+write: 250/1,000 papers, 5.0 papers/s, ETA 2m30s"
