@@ -341,11 +341,17 @@ def _app(tmp_path):
                     **{"store.backend": "server", "store.url": ":memory:"})
 
 
-def test_ingest_skips_bad_records_and_reports_them(tmp_path):
+def _page_and_bad_jsonl(tmp_path, jsonl: str) -> Path:
+    """A corpus folder: the first sample page and zz_bad.jsonl holding ``jsonl``."""
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     shutil.copy(SAMPLE_FILES[0], corpus / SAMPLE_FILES[0].name)
-    write(corpus / "zz_bad.jsonl", '{"title": "A", "abstract": "x"}\n{not json}\n{"title": "B", "abstract": ""}\n')
+    write(corpus / "zz_bad.jsonl", jsonl)
+    return corpus
+
+
+def test_ingest_skips_bad_records_and_reports_them(tmp_path):
+    corpus = _page_and_bad_jsonl(tmp_path, '{"title": "A", "abstract": "x"}\n{not json}\n{"title": "B", "abstract": ""}\n')
     with _app(tmp_path) as app:
         report = app.ingest([corpus], progress=False)
         n_page = len({e.key for e in read_pages(SAMPLE_FILES[0])})
@@ -357,10 +363,7 @@ def test_ingest_skips_bad_records_and_reports_them(tmp_path):
 
 
 def test_strict_ingest_with_malformed_file_writes_nothing(tmp_path):
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    shutil.copy(SAMPLE_FILES[0], corpus / SAMPLE_FILES[0].name)
-    write(corpus / "zz_bad.jsonl", '{"title": "A", "abstract": "x"}\n{not json}\n')
+    corpus = _page_and_bad_jsonl(tmp_path, '{"title": "A", "abstract": "x"}\n{not json}\n')
     with _app(tmp_path) as app:
         with pytest.raises(CorpusError, match="zz_bad.jsonl:2"):
             app.ingest([corpus], progress=False, strict=True)

@@ -181,20 +181,20 @@ print("done", flush=True)
 """
 
 
-def test_killed_ingest_resumes_without_duplicates(tmp_path, sample):
+def _kill_after_upserts(tmp_path, code: str, args: list[str], upserts: int) -> int:
+    """Run ``code`` in a child (it prints 'batch N' after each upsert), SIGKILL it after ``upserts``
+    upserts; returns how many points those upserts acknowledged."""
     script = tmp_path / "child.py"
-    script.write_text(CHILD)
-    data_dir = tmp_path / "data"
+    script.write_text(code)
     venv_py = REPO_ROOT / ".venv" / "bin" / "python"
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1"}
-    child = subprocess.Popen([str(venv_py if venv_py.exists() else sys.executable), str(script), str(data_dir), str(SAMPLE_CORPUS)],
+    child = subprocess.Popen([str(venv_py if venv_py.exists() else sys.executable), str(script), *args],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT, env=env)
     watchdog = threading.Timer(300, child.kill)
     watchdog.start()
     batches, written, lines = 0, 0, []
     try:
-        # 20 upserts of 8 points: past the first 64-paper batch (~120 chunks), inside the second
-        while batches < 20:
+        while batches < upserts:
             line = child.stdout.readline()
             if not line:
                 break
@@ -209,9 +209,16 @@ def test_killed_ingest_resumes_without_duplicates(tmp_path, sample):
         if child.poll() is None:
             child.kill()
             child.wait()
-    assert batches == 20, "child ended early:\n" + "".join(lines) + child.stderr.read()[-3000:]
+    assert batches == upserts, "child ended early:\n" + "".join(lines) + child.stderr.read()[-3000:]
     assert child.returncode == -signal.SIGKILL
     assert not any(ln.startswith("done") for ln in lines)
+    return written
+
+
+def test_killed_ingest_resumes_without_duplicates(tmp_path, sample):
+    data_dir = tmp_path / "data"
+    # 20 upserts of 8 points: past the first 64-paper batch (~120 chunks), inside the second
+    written = _kill_after_upserts(tmp_path, CHILD, [str(data_dir), str(SAMPLE_CORPUS)], 20)
 
     s = Settings.load(None, data_dir=str(data_dir), **{"store.backend": "edge"})
     expected_ids = [c.point_id for c in chunk_papers(sample, s.chunking)]
@@ -507,34 +514,9 @@ print("done", flush=True)
 
 
 def test_kill_9_during_streaming_ingest_then_rerun_is_complete(tmp_path):
-    script = tmp_path / "child.py"
-    script.write_text(CHILD_STREAM)
     f = _write_jsonl(tmp_path / "a.jsonl", _rows(120))
     data_dir = tmp_path / "data"
-    venv_py = REPO_ROOT / ".venv" / "bin" / "python"
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1"}
-    child = subprocess.Popen([str(venv_py if venv_py.exists() else sys.executable), str(script), str(data_dir), str(f), str(SAMPLE_CORPUS)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT, env=env)
-    watchdog = threading.Timer(300, child.kill)
-    watchdog.start()
-    batches, written, lines = 0, 0, []
-    try:
-        while batches < 25:
-            line = child.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if line.startswith("batch"):
-                batches += 1
-                written += int(line.split()[1])
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait(timeout=30)
-    finally:
-        watchdog.cancel()
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-    assert batches == 25, "child ended early:\n" + "".join(lines) + child.stderr.read()[-3000:]
+    written = _kill_after_upserts(tmp_path, CHILD_STREAM, [str(data_dir), str(f), str(SAMPLE_CORPUS)], 25)
     papers = load_papers([f, SAMPLE_CORPUS])
     with rag.load(None, data_dir=str(data_dir), embedder=FakeEmbedder()) as app:
         expected = [c.point_id for c in chunk_papers(papers, app.settings.chunking)]
