@@ -195,8 +195,7 @@ def run_child(args: list[str], env_extra: dict | None = None, on_line=None) -> d
 
 
 # -- part: dry run --------------------------------------------------------------------------------
-def part_dryrun(sizes: list[int], work: Path, seed: int) -> dict:
-    out = {}
+def part_dryrun(sizes: list[int], work: Path, seed: int, out: dict, save) -> dict:
     for n in sizes:
         snap = work / f"dry{n}.json"
         gen = make_snapshot(snap, n, seed, queries=0)
@@ -212,6 +211,7 @@ def part_dryrun(sizes: list[int], work: Path, seed: int) -> dict:
         print(f"dry run {n:,} records: {r['wall_s']:.1f} s ({n / r['wall_s']:,.0f} records/s), peak RSS {r['peak_rss_mib']:.0f} MiB, "
               f"{rep['papers']:,} papers, skipped {rep['skipped']}", flush=True)
         snap.unlink()
+        save()
     return out
 
 
@@ -308,8 +308,7 @@ def chunks_per_record(work: Path, seed: int, n: int = 400) -> float:
     return len(chunk_papers(papers, ChunkSettings())) / len(papers)
 
 
-def part_store(chunks: list[int], work: Path, seed: int, config: str, vectors: str, keep: bool) -> dict:
-    out = {}
+def part_store(chunks: list[int], work: Path, seed: int, config: str, vectors: str, keep: bool, out: dict, save) -> dict:
     ratio = chunks_per_record(work, seed)
     for target in chunks:
         n = int(round(target / ratio))
@@ -335,6 +334,7 @@ def part_store(chunks: list[int], work: Path, seed: int, config: str, vectors: s
         if not keep:
             shutil.rmtree(data, ignore_errors=True)
             snap.unlink()
+        save()
     return out
 
 
@@ -426,21 +426,30 @@ def main(argv: list[str] | None = None) -> int:
     parts = args.parts.split(",")
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="rag-scale-"))
     work.mkdir(parents=True, exist_ok=True)
-    result = {"command": " ".join([_py(), *sys.argv]), "machine": machine_info(), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-              "config": args.config, "vectors": args.vectors, "wait_quiet": wait_quiet(args.wait_quiet)}
     name = "ingest_scale.json"
+    # each part keeps its own run facts; parts not run now keep their last results (separate commands add up)
+    old = args.out_dir / name
+    result = json.loads(old.read_text()) if old.exists() else {}
+    run = {"command": " ".join([_py(), *sys.argv]), "machine": machine_info(), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+           "config": args.config, "vectors": args.vectors, "wait_quiet": wait_quiet(args.wait_quiet)}
+    def save():  # after every size: an interrupted big size keeps the smaller ones
+        run["machine"]["loadavg_end"] = list(os.getloadavg())
+        return write_json(name, result, args.out_dir)
+
+    steps = {
+        "dry_run": lambda out: part_dryrun([int(x) for x in args.dry_sizes.split(",")], work, args.seed, out, save),
+        "store": lambda out: part_store([int(x) for x in args.chunks.split(",")], work, args.seed, args.config, args.vectors,
+                                        args.keep, out, save),
+        "kill": lambda out: out.update(part_kill(args.kill_records, work, args.seed, args.config)),
+    }
+    path = None
     try:
-        if "dryrun" in parts:
-            result["dry_run"] = part_dryrun([int(x) for x in args.dry_sizes.split(",")], work, args.seed)
-            write_json(name, result, args.out_dir)
-        if "store" in parts:
-            result["store"] = part_store([int(x) for x in args.chunks.split(",")], work, args.seed, args.config, args.vectors, args.keep)
-            write_json(name, result, args.out_dir)
-        if "kill" in parts:
-            result["kill"] = part_kill(args.kill_records, work, args.seed, args.config)
+        for key, part in (("dry_run", "dryrun"), ("store", "store"), ("kill", "kill")):
+            if part in parts:
+                result[key] = {"run": run, "results": {}}
+                steps[key](result[key]["results"])
+                path = save()
     finally:
-        result["machine"]["loadavg_end"] = list(os.getloadavg())
-        path = write_json(name, result, args.out_dir)
         if not args.keep and args.work_dir is None:
             shutil.rmtree(work, ignore_errors=True)
     print_tables(result)
@@ -453,12 +462,13 @@ def print_tables(r: dict) -> None:
         print("\n### rag ingest --dry-run on synthetic arXiv snapshots\n")
         print(md_table(["records", "MiB", "wall s", "records/s", "peak RSS MiB", "papers", "skipped"],
                        [[f"{int(n):,}", f"{v['snapshot_mib']:.0f}", v["wall_s"], f"{v['records_per_s']:,.0f}", f"{v['peak_rss_mib']:.0f}",
-                         f"{v['papers']:,}", str(sum(v["skipped"].values()))] for n, v in r["dry_run"].items()]))
+                         f"{v['papers']:,}", str(sum(v["skipped"].values()))] for n, v in r["dry_run"]["results"].items()]))
     if r.get("store"):
-        print(f"\n### Store at scale ({r['config']} settings, {r['vectors']} vectors; latency of one store.query, ms p50 / p95)\n")
+        run = r["store"]["run"]
+        print(f"\n### Store at scale ({run['config']} settings, {run['vectors']} vectors; latency of one store.query, ms p50 / p95)\n")
         pp = lambda d: f"{d['p50']:.2f} / {d['p95']:.2f}"  # noqa: E731
         rows = []
-        for v in r["store"].values():
+        for v in r["store"]["results"].values():
             L, R = v["latency_ms"], v["recall"]
             rows.append([f"{v['points']:,}", f"{v['chunks_per_s']:,.0f}", f"{v['optimize_s']:.0f}", f"{v['disk_mib']:,.0f}",
                          f"{v['process_peak_rss_mib']:,.0f}", pp(L["hybrid HNSW int8"]), pp(L["hybrid HNSW float32"]), pp(L["hybrid exact"]),
@@ -469,9 +479,9 @@ def print_tables(r: dict) -> None:
                         "dense int8", "dense f32", "dense exact", "dense recall@10 int8 / f32", "hybrid overlap@10 int8"], rows))
     if r.get("kill"):
         print("\n### kill -9, then re-run\n")
-        print(md_table(["killed during", "killed", "re-run ok (complete, duplicate-free, indexed)", "points", "re-run s"],
-                       [[k, str(v["killed"]), str(v["ok"]), str(v["verify"].get("points")), v["rerun_s"]]
-                        for k, v in r["kill"].items() if isinstance(v, dict)]))
+        print(md_table(["killed during", "killed in that phase", "re-run ok (complete, duplicate-free, indexed)", "points", "re-run s"],
+                       [[k, str(v["killed_during_phase"]), str(v["ok"]), str(v["verify"].get("points")), v["rerun_s"]]
+                        for k, v in r["kill"]["results"].items() if isinstance(v, dict)]))
 
 
 if __name__ == "__main__":
