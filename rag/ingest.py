@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 PAPERS_PER_BATCH = 64
 RECORDS_PER_COMMIT = 5000
 SKIP_EXAMPLES = 5
+LEGACY_FIELDS = ("paper_hash",)  # written by earlier versions; removed when such a point's payload is refreshed
 
 
 @dataclass
@@ -125,7 +126,7 @@ def write_papers(papers: list[Paper], settings: Settings, embedder, store: Vecto
             if all(h.get("payload_hash") == fields["payload_hash"] for h in have):
                 report.unchanged += 1
             else:
-                store.set_paper_payload(paper.paper_id, fields, [k for k in METADATA_FIELDS if k not in fields])
+                store.set_paper_payload(paper.paper_id, fields, [k for k in (*METADATA_FIELDS, *LEGACY_FIELDS) if k not in fields])
                 report.updated += 1
                 report.payload_only += 1
             continue

@@ -553,3 +553,26 @@ def test_progress_line_shows_rate_and_eta():
     p.n, p._t0 = 250, p._t0 - 50.0  # 250 papers in 50 s
     line = p.line(p._t0 + 50.0)
     assert line == "embed+write: 250/1,000 papers, 5.0 papers/s, ETA 2m30s"
+
+
+def test_index_from_an_earlier_version_is_adopted_without_embedding(tmp_path):
+    """Points written before payload_hash existed (same ids, a 'paper_hash' field) get their payload
+    refreshed; nothing is embedded again."""
+    from rag.chunking import chunk_paper, paper_payload
+    from rag.store import PointData, sparse_doc
+
+    papers = load_papers([SAMPLE_CORPUS])[:10]
+    with _app(tmp_path) as app:
+        old = []
+        for p in papers:
+            fields = {k: v for k, v in paper_payload(p).items() if k != "payload_hash"} | {"paper_hash": "0123456789abcdef"}
+            old += [PointData(c.point_id, FakeEmbedder().embed_query(c.embed_text), sparse_doc(c.embed_text), c.payload(fields))
+                    for c in chunk_paper(p, app.settings.chunking)]
+        app.store.upsert(old)
+    f = tmp_path / "ten.jsonl"
+    f.write_text("".join(json.dumps({"title": p.title, "abstract": p.abstract}) + "\n" for p in papers))
+    with _app(tmp_path, FailingEmbedder()) as app:
+        r = app.ingest([f], progress=False)
+        assert (r.added, r.updated, r.payload_only, r.chunks_written) == (0, 10, 10, 0)
+        got = app.store.payloads([pt.id for pt in old])
+        assert len(got) == len(old) and all("paper_hash" not in v and v["pages"] == ["ten.jsonl"] for v in got.values())
