@@ -18,17 +18,22 @@ Example:
 from __future__ import annotations
 
 import logging
+import re
+import shutil
+import sqlite3
+import tempfile
 import threading
-import time
 from pathlib import Path
 from collections.abc import Iterator
 from typing import Any
 
+from filelock import FileLock, Timeout
+
 from rag.answer import Answer
 from rag.config import Settings
-from rag.errors import InputError
-from rag.corpus import load_papers
-from rag.ingest import IngestReport, ingest_papers
+from rag.errors import InputError, StoreError
+from rag.ingest import IngestReport, ingest_files
+from rag.store import store_error
 from rag.retrieval import Hit, Retrieval, Retriever
 
 log = logging.getLogger(__name__)
@@ -45,6 +50,7 @@ class App:
         self._retriever: Retriever | None = None
         self._answerer = None
         self._lock = threading.RLock()  # guards lazy construction and the (non re-entrant) store
+        self._memory_state = None  # ingest state of an in-memory (":memory:") store lives as long as the App
 
     # -- components -------------------------------------------------------------------
     @property
@@ -62,12 +68,15 @@ class App:
 
     @property
     def store(self):
+        return self._open_store()
+
+    def _open_store(self, dim: int | None = None):
+        """The store; ``dim`` (known from an earlier ingest) spares loading the embedding model to learn it."""
         with self._lock:
             if self._store is None:
                 from rag.store import open_store
 
-                dim = self.embedder.dim
-                self._store = open_store(self.settings.store, self.settings.data_dir, self.collection, dim)
+                self._store = open_store(self.settings.store, self.settings.data_dir, self.collection, dim or self.embedder.dim)
             return self._store
 
     @property
@@ -103,21 +112,70 @@ class App:
         return self._injected_ids["embedder"] or self.settings.embedding.model
 
     # -- ingest and search ------------------------------------------------------------
-    def ingest(self, paths: list[str | Path] | None = None, progress: bool = True) -> IngestReport:
-        """Index corpus files (default: the configured corpus, the bundled sample).
+    def ingest(self, paths: list[str | Path] | None = None, progress: bool = True, dry_run: bool = False,
+               strict: bool = False) -> IngestReport:
+        """Index corpus files (default: the configured corpus, the bundled sample), streaming.
 
-        The files are parsed completely first, so a malformed file changes nothing.
+        Unchanged files are skipped unread, bad records are skipped and reported (``strict``: the
+        first one raises CorpusError before anything is written to the index), a killed run resumes
+        where it stopped. ``dry_run``: parse, deduplicate and count what would change, without
+        loading the embedding model or touching the index. See ``rag.ingest``.
         """
-        t = time.perf_counter()
-        papers = load_papers(paths or self.settings.corpus)
-        parse_s = time.perf_counter() - t
         with self._lock:
-            report = ingest_papers(papers, self.settings, self.embedder, self.store, progress=progress)
-        report.parse_seconds = parse_s
-        report.seconds += parse_s
+            state, cleanup = self._ingest_state(dry_run)
+            try:
+                report = ingest_files(paths or self.settings.corpus, self.settings, state,
+                                      lambda: self._open_store(_int(state.get_meta("dim"))), _LazyEmbedder(self),
+                                      strict=strict, progress=progress)
+                if self._embedder is not None and not dry_run:
+                    state.set_meta("dim", str(self._embedder.dim))
+            except sqlite3.Error as e:
+                raise store_error(f"ingest state {state.path}", "ingest", e) from None
+            finally:
+                cleanup()
         report.collection = self.collection
         log.info("ingest: %s", report.summary())
         return report
+
+    def ingest_state_path(self) -> Path | None:
+        """Where ingest keeps its state for this collection (None: an in-memory store, state in memory too)."""
+        s, data = self.settings.store, Path(self.settings.data_dir)
+        if s.backend == "edge":
+            return data / "qdrant" / f"{self.collection}.ingest.sqlite"
+        if s.url == ":memory:":
+            return None
+        return data / "ingest" / f"{re.sub(r'[^A-Za-z0-9]+', '_', s.url or '').strip('_')}__{self.collection}.sqlite"
+
+    def _ingest_state(self, dry_run: bool):
+        """(state, cleanup) for one ingest run, holding a lock so that two runs never interleave."""
+        from rag.ingest_state import IngestState
+
+        path = self.ingest_state_path()
+        if path is None:
+            if self._memory_state is None:
+                self._memory_state = IngestState(":memory:")
+            st = self._memory_state
+            st.dry_run = dry_run
+            return st, st.end
+        if dry_run and not path.exists():
+            tmp = Path(tempfile.mkdtemp(prefix="rag-dry-run-"))
+            st = IngestState(tmp / "state.sqlite", dry_run=True)
+            return st, lambda: (st.close(), shutil.rmtree(tmp, ignore_errors=True))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(f"{path}.lock")
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise StoreError(f"another `rag ingest` is running on {self.settings.data_dir} (lock {path}.lock); wait for it to finish") from None
+        try:
+            st = IngestState(path, dry_run=dry_run)
+        except sqlite3.Error as e:
+            lock.release()
+            raise store_error(f"ingest state {path}", "open", e) from None
+        except BaseException:
+            lock.release()
+            raise
+        return st, lambda: (st.close(), lock.release())
 
     def retrieve(self, query: str, k: int | None = None, filters: dict | None = None, **kw: Any) -> Retrieval:
         """Search with timings and the best dense score (what answering needs)."""
@@ -176,6 +234,9 @@ class App:
                 self._store.close()
                 self._store = None
                 self._retriever = None
+            if self._memory_state is not None:
+                self._memory_state.close()
+                self._memory_state = None
             if self._generator is not None and hasattr(self._generator, "close"):
                 self._generator.close()
                 self._generator = None
@@ -185,6 +246,20 @@ class App:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class _LazyEmbedder:
+    """The App's embedder, loaded only when ingest has something to embed."""
+
+    def __init__(self, app: App):
+        self._app = app
+
+    def embed_documents(self, texts, progress=None):
+        return self._app.embedder.embed_documents(texts, progress=progress)
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value else None
 
 
 def _last(stream: Iterator[str | Answer]) -> Answer:

@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import uuid
 from dataclasses import dataclass
@@ -42,20 +43,25 @@ class Chunk:
         """uuid5 of (paper, chunk index, content): same content, same id, so re-ingest adds nothing."""
         return str(uuid.uuid5(PAPER_NAMESPACE, f"{self.paper.paper_id}/{self.index}/{self.embed_text}"))
 
-    def payload(self, paper_hash: str) -> dict:
-        p = self.paper
-        return {
-            "paper_id": p.paper_id,
-            "title": p.title,
-            "text": self.text,
-            "chunk": self.index,
-            "chunks": self.count,
-            "pages": list(p.pages),
-            "sources": sorted({source_file(pg) for pg in p.pages}),
-            "dates": sorted({pg.rsplit("(", 1)[-1].rstrip(")") for pg in p.pages if pg.endswith(")")}),
-            "paper_hash": paper_hash,
-            **{k: v for k, v in p.metadata.items() if k not in ("title", "text")},
-        }
+    def payload(self, paper_fields: dict | None = None) -> dict:
+        """The point's payload: the paper-level fields (``paper_payload``, pass them in to compute
+        them once per paper) plus this chunk's text and position."""
+        return {**(paper_fields or paper_payload(self.paper)), "text": self.text, "chunk": self.index, "chunks": self.count}
+
+
+def paper_payload(p: Paper) -> dict:
+    """Fields every chunk of a paper carries; ``payload_hash`` changes when any of them does, so a
+    new page or date is written into the stored points without embedding anything again."""
+    fields = {
+        "paper_id": p.paper_id,
+        "title": p.title,
+        "pages": list(p.pages),
+        "sources": sorted({source_file(pg) for pg in p.pages}),
+        "dates": sorted({pg.rsplit("(", 1)[-1].rstrip(")") for pg in p.pages if pg.endswith(")")}),
+        **{k: v for k, v in p.metadata.items() if k not in ("title", "text", "chunk", "chunks", "paper_id", "payload_hash")},
+    }
+    fields["payload_hash"] = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+    return fields
 
 
 def source_file(page: str) -> str:
@@ -73,13 +79,6 @@ def _splitter(chunk_size: int, chunk_overlap: int):
 
 def split_text(text: str, settings: ChunkSettings) -> list[str]:
     return [t for t in _splitter(settings.chunk_size, settings.chunk_overlap).split_text(text) if t.strip()] or [text]
-
-
-def paper_hash(paper: Paper, settings: ChunkSettings) -> str:
-    """Hash of everything stored for a paper; a change means its chunks are replaced."""
-    key = "\x1f".join([paper.title, paper.abstract, "|".join(paper.pages), repr(sorted(paper.metadata.items())),
-                      str(settings.chunk_size), str(settings.chunk_overlap)])
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def chunk_paper(paper: Paper, settings: ChunkSettings) -> list[Chunk]:

@@ -58,6 +58,12 @@ class EmbeddingSettings(_Section):
     )
     device: str = Field("auto", description="'auto' (cuda if available, else cpu), 'cpu', 'cuda' or 'cuda:N'.")
     batch_size: int = Field(32, ge=1, le=4096, description="Texts per embedding batch.")
+    precision: Literal["float32", "float16", "int8"] = Field(
+        "float32",
+        description="float32; float16 (CUDA only: half the memory, faster batched); int8 (CPU only: dynamic int8 "
+        "quantization of the linear layers, faster on CPU, vectors differ slightly). Not float32 = another collection "
+        "(vectors are not mixed). bench/embedding.py measures speed and retrieval quality of each.",
+    )
     query_prefix: str = Field("", description="Text prepended to queries (e.g. 'Represent this sentence for searching relevant passages: ' for bge).")
     show_progress: bool = Field(True, description="Show a progress bar while embedding during ingest.")
 
@@ -73,6 +79,14 @@ class StoreSettings(_Section):
         20000, ge=0, description="Build an HNSW index after ingest once the collection has at least this many points; below it search is exact."
     )
     upsert_batch: int = Field(256, ge=1, le=100000, description="Points per upsert call.")
+    hnsw_m: int = Field(16, ge=4, le=128, description="HNSW graph degree (edges per node): higher = better recall, more memory and build time.")
+    hnsw_ef_construct: int = Field(100, ge=4, le=2000, description="HNSW build-time candidate list: higher = better graph, slower build.")
+    quantization: Literal["none", "int8"] = Field(
+        "none", description="int8 scalar quantization of the dense vectors (built with the HNSW index; kept in RAM, "
+        "results rescored with the original vectors): ~4x less RAM for searching, for big corpora."
+    )
+    vectors_on_disk: bool = Field(False, description="Keep the original dense vectors on disk (memory-mapped) instead of in RAM.")
+    payload_on_disk: bool = Field(True, description="Keep payloads (titles, texts, pages) on disk instead of in RAM.")
 
 
 class RetrievalSettings(_Section):
@@ -164,6 +178,8 @@ class Settings(_Section):
     def index_fingerprint(self) -> str:
         """Short hash of everything that changes the stored vectors (model + chunking)."""
         key = {"model": self.embedding.model, "chunking": self.chunking.model_dump(), "v": 1}
+        if self.embedding.precision != "float32":  # float32 keeps the collection names of earlier versions
+            key["precision"] = self.embedding.precision
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
 
     def config_hash(self) -> str:

@@ -122,7 +122,7 @@ class Retriever:
 
 
 def _hit(p: dict, score: float) -> Hit:
-    meta = {key: v for key, v in p.items() if key not in ("title", "text", "paper_id", "chunk", "pages", "paper_hash")}
+    meta = {key: v for key, v in p.items() if key not in ("title", "text", "paper_id", "chunk", "pages", "payload_hash")}
     return Hit(p["title"], score, p["text"], p["paper_id"], p.get("chunk", 0), p.get("pages", []), meta)
 
 

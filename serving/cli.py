@@ -1,6 +1,6 @@
 """The ``rag`` command line.
 
-    rag ingest [PATHS...]              index files/folders (default: the bundled sample corpus)
+    rag ingest [PATHS...]              index files/folders (default: the bundled sample corpus); --dry-run, --strict
     rag search QUERY [-k 5] [--json]   hybrid search, one hit per paper
     rag ask QUESTION [--json]          a cited answer from the local LLM
     rag chat                           a terminal conversation with follow-ups
@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ingest", help="index corpus files (trending pages .txt, .jsonl, arXiv snapshot)")
     p.add_argument("paths", nargs="*", help="files or folders (default: the bundled sample corpus)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="parse, deduplicate and count new/updated/unchanged/skipped papers; embed and write nothing")
+    p.add_argument("--strict", action="store_true", help="stop at the first bad record (default: skip it and report it)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     _common(p)
 
@@ -93,7 +96,7 @@ def load_app(args):
 
 def cmd_ingest(args) -> int:
     with load_app(args) as app:
-        report = app.ingest(args.paths or None, progress=sys.stderr.isatty())
+        report = app.ingest(args.paths or None, progress=True, dry_run=args.dry_run, strict=args.strict)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:

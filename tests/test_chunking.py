@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.chunking import chunk_paper, chunk_papers, paper_hash, split_text
+from rag.chunking import chunk_paper, chunk_papers, paper_payload, split_text
 from rag.config import SAMPLE_CORPUS, ChunkSettings
 from rag.corpus import Paper, load_papers
 
@@ -60,23 +60,23 @@ def test_title_in_embed_text_and_payload(longest):
     for i, c in enumerate(chunks):
         assert c.embed_text == f"{longest.title}\n{c.text}"
         assert (c.index, c.count) == (i, len(chunks))
-        pl = c.payload("h")
+        pl = c.payload()
         assert pl["title"] == longest.title
         assert pl["text"] == c.text
         assert pl["paper_id"] == longest.paper_id
         assert pl["chunk"] == i and pl["chunks"] == len(chunks)
         assert pl["pages"] == longest.pages
-        assert pl["paper_hash"] == "h"
+        assert pl["payload_hash"] == paper_payload(longest)["payload_hash"]
 
 
 def test_payload_dates_from_pages():
     p = Paper("T", "x", ["000.txt (Mar 13)", "001.txt (Mar 14)", "002.txt (Mar 13)", "a.jsonl:3"])
-    assert chunk_paper(p, ChunkSettings())[0].payload("h")["dates"] == ["Mar 13", "Mar 14"]
+    assert chunk_paper(p, ChunkSettings())[0].payload()["dates"] == ["Mar 13", "Mar 14"]
 
 
 def test_payload_metadata_cannot_clobber_title_or_text():
     p = Paper("Real", "Body.", metadata={"title": "Fake", "text": "Fake", "id": "1"})
-    pl = chunk_paper(p, ChunkSettings())[0].payload("h")
+    pl = chunk_paper(p, ChunkSettings())[0].payload()
     assert (pl["title"], pl["text"], pl["id"]) == ("Real", "Body.", "1")
 
 
@@ -116,12 +116,22 @@ def test_short_abstract_is_one_chunk():
     assert c.embed_text == "Tiny\nOne sentence. Two sentences."
 
 
-def test_paper_hash_changes_with_content_and_settings():
-    p = Paper("T", "Body.", ["a (Mar 1)"])
-    s = ChunkSettings()
-    h = paper_hash(p, s)
-    assert h == paper_hash(Paper("T", "Body.", ["a (Mar 1)"]), s)
-    assert h != paper_hash(Paper("T", "Body!", ["a (Mar 1)"]), s)
-    assert h != paper_hash(Paper("T", "Body.", ["a (Mar 1)", "b (Mar 2)"]), s)
-    assert h != paper_hash(p, ChunkSettings(chunk_size=128))
-    assert h != paper_hash(p, ChunkSettings(chunk_overlap=0))
+def test_content_hash_covers_title_and_abstract_only():
+    from rag.corpus import content_hash
+
+    assert content_hash("T", "Body.") == content_hash("T", "Body.")
+    assert content_hash("T", "Body.") != content_hash("T", "Body!")
+    assert content_hash("T", "Body.") != content_hash("T2", "Body.")
+
+
+def test_payload_hash_tracks_pages_dates_and_metadata_not_chunking():
+    p = Paper("T", "Body.", ["a (Mar 1)"], {"id": "2401.00001"})
+    h = paper_payload(p)["payload_hash"]
+    assert h == paper_payload(Paper("T", "Body.", ["a (Mar 1)"], {"id": "2401.00001"}))["payload_hash"]
+    assert h != paper_payload(Paper("T", "Body.", ["a (Mar 1)", "b (Mar 2)"], {"id": "2401.00001"}))["payload_hash"]
+    assert h != paper_payload(Paper("T", "Body.", ["a (Mar 2)"], {"id": "2401.00001"}))["payload_hash"]
+    assert h != paper_payload(Paper("T", "Body.", ["a (Mar 1)"], {"id": "2401.00001", "authors": "X"}))["payload_hash"]
+    # every chunk of a paper carries the same paper-level fields
+    long = Paper("T", "One sentence here. " * 200, ["a (Mar 1)"])
+    chunks = chunk_paper(long, ChunkSettings(chunk_size=64))
+    assert len(chunks) > 2 and len({c.payload()["payload_hash"] for c in chunks}) == 1

@@ -152,11 +152,17 @@ def test_infimm_conflict_resolved_regardless_of_file_order(caplog):
     assert sorted(fwd.pages) == sorted(rev.pages) == ["000_f8d5cab1cc16e04b.txt (Mar 13)", "004_a5d100450136de41.txt (Mar 11)"]
 
 
-def test_conflict_tie_is_lexicographic_and_order_independent():
+def test_conflict_tie_is_order_independent():
+    """Equal lengths: the entry with the smaller content hash wins, whichever file came first."""
+    from rag.corpus import content_hash
+
     e1 = Entry("T", "bbb", "p1", "Mar 1")
     e2 = Entry("t", "aaa", "p2", "Mar 2")
-    assert collect_papers([e1, e2])[0].abstract == "aaa"
-    assert collect_papers([e2, e1])[0].abstract == "aaa"
+    winner = min((e1, e2), key=lambda e: content_hash(e.title, e.abstract))
+    for order in ([e1, e2], [e2, e1]):
+        (p,) = collect_papers(order)
+        assert (p.title, p.abstract) == (winner.title, winner.abstract)
+        assert p.pages == ["p1 (Mar 1)", "p2 (Mar 2)"]
 
 
 def test_whole_sample_order_independent(tmp_path):
@@ -184,9 +190,9 @@ def test_jsonl_reader(tmp_path):
         json.dumps({"title": "Paper Two", "abstract": "Second.", "date": "Mar 2"}),
     ]) + "\n")
     entries = list(read_jsonl(f))
-    assert [(e.title, e.abstract, e.source, e.date) for e in entries] == [
-        ("Paper One", "First abstract with 5% gain.", "papers.jsonl:1", ""),
-        ("Paper Two", "Second.", "papers.jsonl:3", "Mar 2"),
+    assert [(e.title, e.abstract, e.source, e.line, e.date) for e in entries] == [
+        ("Paper One", "First abstract with 5% gain.", "papers.jsonl", 1, ""),
+        ("Paper Two", "Second.", "papers.jsonl", 3, "Mar 2"),
     ]
 
 
@@ -208,19 +214,22 @@ def test_arxiv_snapshot_lines_to_metadata(tmp_path):
     p = ps[0]
     assert p.abstract == "The dominant sequence transduction models are based on complex recurrent or convolutional neural networks."
     assert p.metadata == {"id": "1706.03762", "authors": "Ashish Vaswani, Noam Shazeer, Niki Parmar", "categories": "cs.CL cs.LG"}
-    assert p.pages == ["arxiv-metadata-oai-snapshot.json:1 (2023-08-02)"]
+    # no line number in pages: a new snapshot with shifted lines changes nothing stored
+    assert p.pages == ["arxiv-metadata-oai-snapshot.json (2023-08-02)"]
     assert ps[1].metadata["id"] == "1810.04805"
-    assert ps[1].pages == ["arxiv-metadata-oai-snapshot.json:2 (2019-05-24)"]
+    assert ps[1].pages == ["arxiv-metadata-oai-snapshot.json (2019-05-24)"]
+    # identity is the arXiv id
+    assert p.key == "arxiv:1706.03762" and p.paper_id != Paper(p.title, p.abstract).paper_id
 
 
 def test_metadata_reaches_chunk_payload(tmp_path):
-    from rag.chunking import chunk_paper, paper_hash
+    from rag.chunking import chunk_paper
     from rag.config import ChunkSettings
 
     f = write(tmp_path / "a.jsonl", json.dumps({"id": "2401.00001", "title": "T", "abstract": "A b c.", "categories": "cs.CV",
                                                 "update_date": "2024-01-01"}) + "\n")
     (p,) = load_papers([f])
-    payload = chunk_paper(p, ChunkSettings())[0].payload(paper_hash(p, ChunkSettings()))
+    payload = chunk_paper(p, ChunkSettings())[0].payload()
     assert payload["id"] == "2401.00001" and payload["categories"] == "cs.CV"
     assert payload["dates"] == ["2024-01-01"]
 
@@ -321,7 +330,7 @@ def test_malformed_file_in_folder_names_that_file(tmp_path):
     assert f"{bad}:15:" in str(ei.value)
 
 
-# -- a malformed folder changes nothing in the store ------------------------------------
+# -- skip and report; --strict --------------------------------------------------------------
 
 
 def _app(tmp_path):
@@ -332,18 +341,36 @@ def _app(tmp_path):
                     **{"store.backend": "server", "store.url": ":memory:"})
 
 
-def test_ingest_with_malformed_file_writes_nothing(tmp_path):
+def _page_and_bad_jsonl(tmp_path, jsonl: str) -> Path:
+    """A corpus folder: the first sample page and zz_bad.jsonl holding ``jsonl``."""
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     shutil.copy(SAMPLE_FILES[0], corpus / SAMPLE_FILES[0].name)
-    write(corpus / "zz_bad.jsonl", '{"title": "A", "abstract": "x"}\n{not json}\n')
+    write(corpus / "zz_bad.jsonl", jsonl)
+    return corpus
+
+
+def test_ingest_skips_bad_records_and_reports_them(tmp_path):
+    corpus = _page_and_bad_jsonl(tmp_path, '{"title": "A", "abstract": "x"}\n{not json}\n{"title": "B", "abstract": ""}\n')
+    with _app(tmp_path) as app:
+        report = app.ingest([corpus], progress=False)
+        n_page = len({e.key for e in read_pages(SAMPLE_FILES[0])})
+        assert report.added == report.papers == n_page + 1
+        assert report.skipped == {"invalid_json": 1, "empty_abstract": 1}
+        assert report.skipped_examples[0].startswith(f"{corpus / 'zz_bad.jsonl'}:2: invalid JSON")
+        assert f"{corpus / 'zz_bad.jsonl'}:3: empty abstract" in report.skipped_examples[1]
+        assert "skipped 2 of" in report.summary() and "1 invalid_json" in report.summary()
+
+
+def test_strict_ingest_with_malformed_file_writes_nothing(tmp_path):
+    corpus = _page_and_bad_jsonl(tmp_path, '{"title": "A", "abstract": "x"}\n{not json}\n')
     with _app(tmp_path) as app:
         with pytest.raises(CorpusError, match="zz_bad.jsonl:2"):
-            app.ingest([corpus], progress=False)
+            app.ingest([corpus], progress=False, strict=True)
         assert app.count() == 0
 
 
-def test_ingest_with_malformed_file_leaves_index_unchanged(tmp_path):
+def test_strict_ingest_with_malformed_file_leaves_index_unchanged(tmp_path):
     good = write(tmp_path / "good.jsonl", "".join(
         json.dumps({"title": f"Paper {i}", "abstract": f"Abstract number {i}."}) + "\n" for i in range(5)))
     corpus = tmp_path / "corpus"
@@ -354,5 +381,47 @@ def test_ingest_with_malformed_file_leaves_index_unchanged(tmp_path):
         assert app.ingest([good], progress=False).added == 5
         before = app.count()
         with pytest.raises(CorpusError, match="b.txt:15"):
-            app.ingest([corpus], progress=False)
+            app.ingest([corpus], progress=False, strict=True)
         assert app.count() == before == 5
+        # without --strict the good records go in and the bad one is reported
+        report = app.ingest([corpus], progress=False)
+        assert (report.added, report.skipped) == (2, {"title_without_abstract": 1})
+        assert app.count() == 7
+
+
+def test_bom_is_accepted(tmp_path):
+    j = write(tmp_path / "bom.jsonl", b"\xef\xbb\xbf" + json.dumps({"title": "T", "abstract": "A."}).encode() + b"\n")
+    pg = write(tmp_path / "bom.txt", b"\xef\xbb\xbf" + _page("Mar 13\n\nT1\n\nA1\n").encode())
+    assert [(p.title, p.abstract) for p in load_papers([j])] == [("T", "A.")]
+    assert [(p.title, p.abstract, p.pages) for p in load_papers([pg])] == [("T1", "A1", ["bom.txt (Mar 13)"])]
+
+
+@pytest.mark.parametrize("line, reason", [
+    ('{"title": "A", "abstract": "x"', "invalid_json"),
+    ('["x"]', "not_object"),
+    ('{"title": "A"}', "missing_fields"),
+    ('{"title": " ", "abstract": "x"}', "empty_title"),
+    ('{"title": "A", "abstract": "  "}', "empty_abstract"),
+    (json.dumps({"title": "x" * 1001, "abstract": "y"}), "title_too_long"),
+    (json.dumps({"title": "A", "abstract": "y" * 100_001}), "abstract_too_long"),
+])
+def test_each_bad_record_kind_is_skipped_with_its_reason(tmp_path, line, reason):
+    f = write(tmp_path / "x.jsonl", '{"title": "Good", "abstract": "Fine."}\n' + line + "\n")
+    recs = list(read_jsonl(f))
+    assert isinstance(recs[0], Entry)
+    assert (recs[1].reason, recs[1].line, recs[1].path) == (reason, 2, str(f))
+
+
+def test_arxiv_versions_update_one_paper_newest_wins(tmp_path):
+    rows = [{"id": "2401.00001v1", "title": "Old Title", "abstract": "A longer first version abstract.", "update_date": "2024-01-02"},
+            {"id": "2401.00001v2", "title": "New Title", "abstract": "Short v2.", "update_date": "2024-03-05"},
+            {"id": "2401.00002", "title": "New Title", "abstract": "Another paper, same title.", "update_date": "2024-01-01"}]
+    f = write(tmp_path / "a.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    ps = load_papers([f])
+    assert [(p.key, p.title, p.abstract) for p in ps] == [
+        ("arxiv:2401.00001", "New Title", "Short v2."),  # the newest version, though shorter
+        ("arxiv:2401.00002", "New Title", "Another paper, same title."),  # same title, distinct arXiv id
+    ]
+    rev = write(tmp_path / "b.jsonl", "".join(json.dumps(r) + "\n" for r in reversed(rows)))
+    assert [(p.key, p.abstract) for p in load_papers([rev])] == [
+        ("arxiv:2401.00002", "Another paper, same title."), ("arxiv:2401.00001", "Short v2.")]

@@ -49,7 +49,7 @@ def test_search_returns_hits_best_first(app):
         assert isinstance(h.text, str) and h.text
         uuid.UUID(h.paper_id)
         assert h.pages and all(isinstance(p, str) for p in h.pages)
-        assert "paper_hash" not in h.metadata
+        assert "payload_hash" not in h.metadata
         d = h.to_dict()
         assert {"title", "score", "text", "paper_id", "pages"} <= d.keys()
 
@@ -269,3 +269,36 @@ def test_cli_real_model_ingest_and_search(small_corpus, tmp_path, capsys):
     assert len(hits) == 3 and all({"title", "score"} <= h.keys() for h in hits)
     assert hits[0]["title"] == target.title
     assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
+
+
+def test_cli_ingest_dry_run_and_strict(tmp_path, capsys):
+    bad = tmp_path / "c.jsonl"
+    bad.write_text('{"title": "Good Paper", "abstract": "Fine words."}\n{broken\n')
+    data = tmp_path / "idx"
+    assert main(["ingest", str(bad), "--data-dir", str(data), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "dry run, nothing embedded or written: 1 papers: 1 would be added" in out
+    assert f"skipped 1 of 2 records (1 invalid_json); first:\n  {bad}:2: invalid JSON" in out
+    assert not data.exists()
+    assert main(["ingest", str(bad), "--data-dir", str(data), "--strict"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: {bad}:2: invalid JSON") and "--strict" in line
+
+
+def test_embedding_precision_that_the_device_cannot_run_is_a_one_line_error(tmp_path, capsys):
+    args = ["search", "x", "--data-dir", str(tmp_path), "--set", "embedding.device=cpu"]
+    assert main([*args, "--set", "embedding.precision=float16"]) == 2
+    assert capsys.readouterr().err.strip() == "error: embedding.precision float16 needs a CUDA device (on CPU use float32 or int8)"
+
+
+@pytest.mark.slow
+def test_int8_embeddings_stay_close_to_float32():
+    from rag.config import EmbeddingSettings
+    from rag.embedding import Embedder
+
+    texts = ["Chinese multimodal math benchmark with 28,000 samples", "A vision-language model for OCR", "Dogs bark at night"]
+    f32 = Embedder(EmbeddingSettings(device="cpu")).embed_documents(texts)
+    i8 = Embedder(EmbeddingSettings(device="cpu", precision="int8")).embed_documents(texts)
+    cos = [sum(a * b for a, b in zip(x, y)) for x, y in zip(f32, i8)]
+    assert len(i8[0]) == len(f32[0]) == 384
+    assert min(cos) > 0.8, cos

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.chunking import chunk_paper, paper_hash
+from rag.chunking import chunk_paper, paper_payload
 from rag.config import REPO_ROOT, SAMPLE_CORPUS, ChunkSettings, Settings, StoreSettings
 from rag.corpus import Paper, load_papers
 from rag.errors import InputError, StoreError
@@ -44,9 +44,9 @@ def _points(papers: list[Paper], settings: ChunkSettings | None = None) -> list[
     s = settings or ChunkSettings(chunk_size=32, chunk_overlap=0)
     out = []
     for p in papers:
-        h = paper_hash(p, s)
+        fields = paper_payload(p)
         for c in chunk_paper(p, s):
-            out.append(PointData(c.point_id, EMB.embed_query(c.embed_text), sparse_doc(c.embed_text), c.payload(h)))
+            out.append(PointData(c.point_id, EMB.embed_query(c.embed_text), sparse_doc(c.embed_text), c.payload(fields)))
     return out
 
 
@@ -83,10 +83,10 @@ def test_upsert_count_payloads(filled):
     assert store.count() == len(pts)
     for p in PAPERS:
         assert store.count(p.paper_id) == sum(pt.payload["paper_id"] == p.paper_id for pt in pts)
-    got = store.payloads([pt.id for pt in pts], ["title", "paper_hash"])
+    got = store.payloads([pt.id for pt in pts], ["title", "payload_hash"])
     assert set(got) == {pt.id for pt in pts}
     for pt in pts:
-        assert got[pt.id] == {"title": pt.payload["title"], "paper_hash": pt.payload["paper_hash"]}
+        assert got[pt.id] == {"title": pt.payload["title"], "payload_hash": pt.payload["payload_hash"]}
 
 
 def test_upsert_same_ids_is_idempotent(filled):
@@ -97,10 +97,10 @@ def test_upsert_same_ids_is_idempotent(filled):
 
 def test_upsert_replaces_payload(filled):
     store, pts = filled
-    changed = PointData(pts[0].id, pts[0].dense, pts[0].sparse, {**pts[0].payload, "paper_hash": "new"})
+    changed = PointData(pts[0].id, pts[0].dense, pts[0].sparse, {**pts[0].payload, "payload_hash": "new"})
     store.upsert([changed])
     assert store.count() == len(pts)
-    assert store.payloads([pts[0].id], ["paper_hash"])[pts[0].id] == {"paper_hash": "new"}
+    assert store.payloads([pts[0].id], ["payload_hash"])[pts[0].id] == {"payload_hash": "new"}
 
 
 def test_delete_paper(filled):
@@ -370,3 +370,85 @@ def test_scroll_by_paper(filled):
     assert got == expected and len(got) >= 1
     assert store.scroll({"paper_id": "nope"}) == []
     assert len(store.scroll({}, [], limit=2)) == 2
+
+
+# -- updates used by ingest: stale chunks, payload-only changes ---------------------------
+
+
+def test_delete_stale_keeps_only_the_given_ids(filled):
+    store, pts = filled
+    long = Paper("Long Paper", "Many words in this sentence here. " * 30, ["009.txt (Mar 9)"])
+    long_pts = _points([long])
+    assert len(long_pts) >= 2
+    store.upsert(long_pts)
+    store.delete_stale([long.paper_id], [long_pts[0].id])
+    assert store.count(long.paper_id) == 1 and set(store.payloads([p.id for p in long_pts], ["title"])) == {long_pts[0].id}
+    assert store.count() == len(pts) + 1  # other papers untouched
+    store.delete_stale([], [])  # nothing to do
+    assert store.count() == len(pts) + 1
+
+
+def test_set_paper_payload_changes_every_chunk_and_unsets_keys(filled):
+    store, pts = filled
+    dogs = PAPERS[1].paper_id
+    ids = [pt.id for pt in pts if pt.payload["paper_id"] == dogs]
+    store.set_paper_payload(dogs, {"id": "2401.00001"})
+    store.set_paper_payload(dogs, {"pages": ["new.txt (Mar 20)"], "dates": ["Mar 20"]}, unset=["id"])
+    got = store.payloads(ids)
+    assert all(v["pages"] == ["new.txt (Mar 20)"] and "id" not in v and v["text"] for v in got.values())
+    assert {h.payload["title"] for h in store.query(_q("x", mode="dense", limit=50, filters={"date": "Mar 20"}))} == {"Dogs Bark Loudly"}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_hnsw_quantization_and_on_disk_settings_open_and_search(tmp_path, backend):
+    settings = StoreSettings(backend=backend, url=":memory:" if backend == "server" else None, hnsw_m=8, hnsw_ef_construct=32,
+                             quantization="int8", vectors_on_disk=True, payload_on_disk=True)
+    st = open_store(settings, tmp_path, "big", DIM)
+    try:
+        st.upsert(_points(PAPERS))
+        st.optimize()
+        for use_q in (True, False):
+            hits = st.query(QuerySpec(dense=EMB.embed_query("dogs bark"), mode="dense", limit=1, use_quantization=use_q))
+            assert hits[0].payload["title"] == "Dogs Bark Loudly"
+    finally:
+        st.close()
+    if backend == "edge":  # reopening with other settings applies them to the shard's config
+        st = open_store(StoreSettings(backend="edge"), tmp_path, "big", DIM)
+        assert st.count() == len(_points(PAPERS))
+        st.close()
+
+
+# -- failures become one-line StoreErrors ------------------------------------------------
+
+
+def test_disk_full_is_a_one_line_store_error(tmp_path, monkeypatch):
+    st = _open("edge", tmp_path)
+    try:
+        def full(_op):
+            raise Exception("Service internal error: No space left on device (os error 28)\nbacktrace...")
+
+        monkeypatch.setattr(st, "_shard", type("S", (), {"update": staticmethod(full), "flush": lambda s: None, "close": lambda s: None})())
+        with pytest.raises(StoreError) as ei:
+            st.upsert(_points(PAPERS[:1]))
+        msg = str(ei.value)
+        assert "\n" not in msg and msg.startswith("upsert failed on edge:") and "disk is full" in msg
+    finally:
+        st._shard = None
+
+
+def test_server_going_away_is_a_one_line_store_error():
+    import httpx
+
+    st = _open("server", Path("."))
+    try:
+        def down(*a, **kw):
+            raise httpx.ConnectError("[Errno 111] Connection refused")
+
+        st._client.upsert = down
+        st._client.count = down
+        with pytest.raises(StoreError, match="upsert failed on server:.*Connection refused.*is it running"):
+            st.upsert(_points(PAPERS[:1]))
+        with pytest.raises(StoreError, match="^count failed"):
+            st.count()
+    finally:
+        st.close()

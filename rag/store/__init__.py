@@ -11,6 +11,9 @@ puts every result list into one total order and fuses hybrid queries with RRF
 the same query gives the same ranking in every process and on both backends
 (tests/test_store.py checks this id by id).
 
+Every failure inside a backend operation (server down, disk full, a damaged shard) reaches the
+caller as one ``StoreError`` line saying what failed and what to do (``store_error``).
+
 Example:
     >>> store = open_store(StoreSettings(backend="server", url=":memory:"), Path("."), "demo", dim=2)
     >>> store.upsert([PointData("00000000-0000-0000-0000-000000000001", [1.0, 0.0], sparse_doc("tiny"), {"paper_id": "p", "title": "T"})])
@@ -21,6 +24,8 @@ Example:
 
 from __future__ import annotations
 
+import errno
+import functools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -28,7 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rag.config import StoreSettings
-from rag.errors import InputError, StoreError
+from rag.errors import InputError, RagError, StoreError
 from rag.store.ranking import TIE_SLACK, StoredHit, fuse_rrf, needs_more, sort_single
 
 DENSE, SPARSE = "dense", "bm25"
@@ -61,6 +66,7 @@ class QuerySpec:
     weights: tuple[float, float] = (1.0, 1.0)
     filters: dict[str, Any] = field(default_factory=dict)
     exact: bool = False
+    use_quantization: bool = True  # False: search the original vectors even where int8 copies exist
     fields: list[str] | None = None  # payload fields returned with each hit; None = the whole payload, [] = none
 
 
@@ -99,14 +105,29 @@ class VectorStore(ABC):
     """What the pipeline needs from Qdrant. Not re-entrant across threads: callers serialise.
 
     Backends implement the abstract methods; ``query`` (ordering, tie handling, fusion) is shared.
+    Each operation in ``GUARDED`` is wrapped so that a backend failure becomes a ``StoreError``.
     """
 
     name: str
+    GUARDED = ("upsert", "delete_paper", "delete_stale", "set_paper_payload", "payloads", "scroll", "count", "optimize",
+               "flush", "close", "_search_many")
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        for op in cls.GUARDED:
+            if op in cls.__dict__:
+                setattr(cls, op, _guarded(op.lstrip("_"), cls.__dict__[op]))
 
     @abstractmethod
     def upsert(self, points: list[PointData]) -> None: ...
     @abstractmethod
     def delete_paper(self, paper_id: str) -> None: ...
+    @abstractmethod
+    def delete_stale(self, paper_ids: list[str], keep_ids: list[str]) -> None:
+        """Delete the points of these papers whose id is not in ``keep_ids`` (old chunks after an update)."""
+    @abstractmethod
+    def set_paper_payload(self, paper_id: str, fields: dict, unset: list[str] = ()) -> None:
+        """Set ``fields`` on every point of a paper and remove the keys ``unset`` (vectors untouched)."""
     @abstractmethod
     def payloads(self, ids: list[str], fields: list[str] | None = None) -> dict[str, dict]:
         """Payloads of the points that exist, by id (``fields``: only these keys; None = all)."""
@@ -155,14 +176,45 @@ class VectorStore(ABC):
         return (spec.dense if spec.mode == "dense" else spec.sparse) is not None
 
 
+def store_error(name: str, op: str, e: BaseException) -> StoreError:
+    """One line for a failed store operation: what failed, the engine's words, and what to do."""
+    msg = " ".join(str(e).split()) or type(e).__name__
+    low = msg.lower()
+    if (isinstance(e, OSError) and e.errno == errno.ENOSPC) or "no space left" in low or "os error 28" in low:
+        hint = "the disk is full: free some space (or use another --data-dir) and run it again; finished work is kept"
+    elif any(w in low for w in ("connection refused", "connecterror", "connect error", "timed out", "name or service",
+                                "server disconnected", "connection reset", "all connection attempts failed")):
+        hint = "the Qdrant server did not answer: is it running and reachable? Run it again once it is"
+    elif "wouldblock" in low:
+        hint = "the index is open in another process (a running `rag serve`?); stop it or use another --data-dir"
+    else:
+        hint = "run it again; if it keeps failing, the index may be damaged: ingest into a fresh --data-dir"
+    if len(msg) > 300:
+        msg = msg[:297] + "..."
+    return StoreError(f"{op} failed on {name}: {msg} ({hint})")
+
+
+def _guarded(op: str, fn):
+    @functools.wraps(fn)
+    def wrapper(self, *args, **kw):
+        try:
+            return fn(self, *args, **kw)
+        except RagError:
+            raise
+        except Exception as e:  # noqa: BLE001 - qdrant_edge raises plain Exception; qdrant-client many kinds
+            raise store_error(getattr(self, "name", type(self).__name__), op, e) from None
+
+    return wrapper
+
+
 def open_store(settings: StoreSettings, data_dir: Path, collection: str, dim: int) -> VectorStore:
     """Open (creating if needed) the collection for vectors of size ``dim``."""
     if settings.backend == "edge":
         from rag.store.edge import EdgeStore
 
-        return EdgeStore(Path(data_dir) / "qdrant" / collection, dim)
+        return EdgeStore(Path(data_dir) / "qdrant" / collection, dim, settings)
     if not settings.url:
         raise StoreError("store.backend 'server' needs store.url (e.g. http://localhost:6333, or ':memory:' for tests)")
     from rag.store.server import ServerStore
 
-    return ServerStore(settings.url, settings.api_key, collection, dim)
+    return ServerStore(settings.url, settings.api_key, collection, dim, settings)

@@ -1,6 +1,8 @@
 """Embedded backend: a qdrant-edge shard in a folder (WAL, payload indexes, HNSW after optimize).
 
-A second process opening the same folder gets a StoreError, never a corrupted index.
+A second process opening the same folder gets a StoreError, never a corrupted index. The HNSW,
+quantization and memory settings (``StoreSettings``) are given on every open, so a changed setting
+applies to the segments built by the next ``optimize``.
 """
 
 from __future__ import annotations
@@ -9,14 +11,28 @@ import json
 import logging
 from pathlib import Path
 
+from rag.config import StoreSettings
 from rag.errors import StoreError
 from rag.store import DENSE, FILTER_FIELDS, SPARSE, PointData, QuerySpec, StoredHit, VectorStore, normalize_filters
 
 log = logging.getLogger(__name__)
 
 
+def edge_config(q, dim: int, settings: StoreSettings):
+    """The shard configuration for ``settings`` (qdrant_edge module ``q``)."""
+    cold, cached = q.Memory.Cold, q.Memory.Cached
+    quant = q.ScalarQuantizationConfig(q.ScalarType.Int8, always_ram=True) if settings.quantization == "int8" else None
+    return q.EdgeConfig(
+        vectors={DENSE: q.EdgeVectorParams(size=dim, distance=q.Distance.Cosine, memory=cold if settings.vectors_on_disk else cached)},
+        sparse_vectors={SPARSE: q.EdgeSparseVectorParams(modifier=q.Modifier.Idf)},
+        hnsw_config=q.HnswIndexConfig(m=settings.hnsw_m, ef_construct=settings.hnsw_ef_construct, full_scan_threshold=10000),
+        quantization_config=quant,
+        payload_memory=cold if settings.payload_on_disk else cached,
+    )
+
+
 class EdgeStore(VectorStore):
-    def __init__(self, path: Path, dim: int):
+    def __init__(self, path: Path, dim: int, settings: StoreSettings | None = None):
         import qdrant_edge as q
 
         self._q = q
@@ -27,15 +43,12 @@ class EdgeStore(VectorStore):
             meta = json.loads(meta_file.read_text())
             if meta.get("dim") != dim:
                 raise StoreError(f"index {path} holds {meta.get('dim')}-d vectors, the model gives {dim}-d: use another --data-dir")
+        cfg = edge_config(q, dim, settings or StoreSettings())
         try:
             if (path / "wal").exists() or (path / "segments").exists():
-                self._shard = q.EdgeShard.load(str(path))
+                self._shard = q.EdgeShard.load(str(path), cfg)
             else:
                 path.mkdir(parents=True, exist_ok=True)
-                cfg = q.EdgeConfig(
-                    vectors={DENSE: q.EdgeVectorParams(size=dim, distance=q.Distance.Cosine)},
-                    sparse_vectors={SPARSE: q.EdgeSparseVectorParams(modifier=q.Modifier.Idf)},
-                )
                 self._shard = q.EdgeShard.create(str(path), cfg)
                 for field in ["paper_id", *FILTER_FIELDS.values()]:
                     self._shard.update(q.UpdateOperation.create_field_index(field, q.PayloadSchemaType.Keyword))
@@ -46,7 +59,7 @@ class EdgeStore(VectorStore):
                     f"the index at {path} is already open in another process (a running `rag serve`?). "
                     "Stop that process, or use another --data-dir."
                 ) from None
-            raise StoreError(f"cannot open the index at {path}: {e}") from None
+            raise StoreError(f"cannot open the index at {path}: {' '.join(str(e).split())}") from None
 
     def _filter(self, filters: dict):
         q = self._q
@@ -61,9 +74,23 @@ class EdgeStore(VectorStore):
         ]
         self._shard.update(q.UpdateOperation.upsert_points(pts))
 
-    def delete_paper(self, paper_id: str) -> None:
+    def _papers(self, paper_ids: list[str], must_not=None):
         q = self._q
-        self._shard.update(q.UpdateOperation.delete_points_by_filter(q.Filter(must=[q.FieldCondition("paper_id", match=q.MatchValue(paper_id))])))
+        return q.Filter(must=[q.FieldCondition("paper_id", match=q.MatchAny(list(paper_ids)))], must_not=must_not)
+
+    def delete_paper(self, paper_id: str) -> None:
+        self._shard.update(self._q.UpdateOperation.delete_points_by_filter(self._papers([paper_id])))
+
+    def delete_stale(self, paper_ids: list[str], keep_ids: list[str]) -> None:
+        if paper_ids:
+            q = self._q
+            self._shard.update(q.UpdateOperation.delete_points_by_filter(self._papers(paper_ids, [q.HasIdCondition(set(keep_ids))])))
+
+    def set_paper_payload(self, paper_id: str, fields: dict, unset: list[str] = ()) -> None:
+        q, flt = self._q, self._papers([paper_id])
+        self._shard.update(q.UpdateOperation.set_payload_by_filter(flt, fields))
+        if unset:
+            self._shard.update(q.UpdateOperation.delete_payload_by_filter(flt, list(unset)))
 
     def payloads(self, ids: list[str], fields: list[str] | None = None) -> dict[str, dict]:
         recs = self._shard.retrieve(ids, True if fields is None else fields, False)
@@ -76,9 +103,7 @@ class EdgeStore(VectorStore):
         return sorted((str(r.id), dict(r.payload or {})) for r in recs)
 
     def count(self, paper_id: str | None = None) -> int:
-        q = self._q
-        flt = q.Filter(must=[q.FieldCondition("paper_id", match=q.MatchValue(paper_id))]) if paper_id else None
-        return self._shard.count(q.CountRequest(exact=True, filter=flt))
+        return self._shard.count(self._q.CountRequest(exact=True, filter=self._papers([paper_id]) if paper_id else None))
 
     def _search_many(self, requests: list[tuple[QuerySpec, int]]) -> list[list[StoredHit]]:
         q = self._q
@@ -88,8 +113,11 @@ class EdgeStore(VectorStore):
                 query = q.Query.Nearest(spec.dense, using=DENSE)
             else:
                 query = q.Query.Nearest(q.SparseVector(spec.sparse.indices, spec.sparse.values), using=SPARSE)
-            req = q.QueryRequest(limit=limit, query=query, filter=self._filter(spec.filters),
-                                 params=q.SearchParams(exact=True) if spec.exact else None, with_payload=True if spec.fields is None else (spec.fields or False))
+            params = None
+            if spec.exact or not spec.use_quantization:
+                params = q.SearchParams(exact=spec.exact, quantization=None if spec.use_quantization else q.QuantizationSearchParams(ignore=True))
+            req = q.QueryRequest(limit=limit, query=query, filter=self._filter(spec.filters), params=params,
+                                 with_payload=True if spec.fields is None else (spec.fields or False))
             out.append([StoredHit(str(p.id), float(p.score), dict(p.payload or {})) for p in self._shard.query(req)])
         return out
 
@@ -100,7 +128,9 @@ class EdgeStore(VectorStore):
         self._shard.flush()
 
     def close(self) -> None:
-        if getattr(self, "_shard", None) is not None:
-            self._shard.flush()
-            self._shard.close()
-            self._shard = None
+        shard, self._shard = getattr(self, "_shard", None), None
+        if shard is not None:
+            try:
+                shard.flush()
+            finally:
+                shard.close()

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 
+from rag.config import StoreSettings
 from rag.errors import StoreError
 from rag.store import DENSE, FILTER_FIELDS, SPARSE, PointData, QuerySpec, StoredHit, VectorStore, normalize_filters
 from rag.store.ranking import f32
 
 
 class ServerStore(VectorStore):
-    def __init__(self, url: str, api_key: str | None, collection: str, dim: int):
+    def __init__(self, url: str, api_key: str | None, collection: str, dim: int, settings: StoreSettings | None = None):
         from qdrant_client import QdrantClient, models
 
         self._m = models
@@ -27,16 +28,23 @@ class ServerStore(VectorStore):
                 self._client = QdrantClient(url=url, api_key=api_key or os.environ.get("QDRANT_API_KEY"), timeout=30)
             exists = self._client.collection_exists(collection)
         except Exception as e:
-            raise StoreError(f"cannot reach the Qdrant server at {url}: {e}. Is it running? (or use store.backend: edge)") from None
+            raise StoreError(f"cannot reach the Qdrant server at {url}: {' '.join(str(e).split())}. Is it running? (or use store.backend: edge)") from None
         if exists:
             size = self._client.get_collection(collection).config.params.vectors[DENSE].size
             if size != dim:
                 raise StoreError(f"collection {collection} holds {size}-d vectors, the model gives {dim}-d")
             return
+        s = settings or StoreSettings()
+        quant = None
+        if s.quantization == "int8":
+            quant = models.ScalarQuantization(scalar=models.ScalarQuantizationConfig(type=models.ScalarType.INT8, always_ram=True))
         self._client.create_collection(
             collection,
-            vectors_config={DENSE: models.VectorParams(size=dim, distance=models.Distance.COSINE)},
+            vectors_config={DENSE: models.VectorParams(size=dim, distance=models.Distance.COSINE, on_disk=s.vectors_on_disk)},
             sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+            hnsw_config=models.HnswConfigDiff(m=s.hnsw_m, ef_construct=s.hnsw_ef_construct),
+            quantization_config=quant,
+            on_disk_payload=s.payload_on_disk,
         )
         if url == ":memory:":
             return  # local mode ignores payload indexes (and warns)
@@ -48,9 +56,9 @@ class ServerStore(VectorStore):
         conds = [m.FieldCondition(key=k, match=m.MatchAny(any=v)) for k, v in normalize_filters(filters).items()]
         return m.Filter(must=conds) if conds else None
 
-    def _paper_filter(self, paper_id: str):
+    def _paper_filter(self, paper_ids: list[str], must_not=None):
         m = self._m
-        return m.Filter(must=[m.FieldCondition(key="paper_id", match=m.MatchValue(value=paper_id))])
+        return m.Filter(must=[m.FieldCondition(key="paper_id", match=m.MatchAny(any=list(paper_ids)))], must_not=must_not)
 
     def upsert(self, points: list[PointData]) -> None:
         m = self._m
@@ -61,7 +69,19 @@ class ServerStore(VectorStore):
         self._client.upsert(self.collection, pts, wait=True)
 
     def delete_paper(self, paper_id: str) -> None:
-        self._client.delete(self.collection, points_selector=self._m.FilterSelector(filter=self._paper_filter(paper_id)), wait=True)
+        self._client.delete(self.collection, points_selector=self._m.FilterSelector(filter=self._paper_filter([paper_id])), wait=True)
+
+    def delete_stale(self, paper_ids: list[str], keep_ids: list[str]) -> None:
+        if paper_ids:
+            m = self._m
+            flt = self._paper_filter(paper_ids, [m.HasIdCondition(has_id=list(keep_ids))])
+            self._client.delete(self.collection, points_selector=m.FilterSelector(filter=flt), wait=True)
+
+    def set_paper_payload(self, paper_id: str, fields: dict, unset: list[str] = ()) -> None:
+        sel = self._m.FilterSelector(filter=self._paper_filter([paper_id]))
+        self._client.set_payload(self.collection, payload=fields, points=sel, wait=True)
+        if unset:
+            self._client.delete_payload(self.collection, keys=list(unset), points=sel, wait=True)
 
     def payloads(self, ids: list[str], fields: list[str] | None = None) -> dict[str, dict]:
         recs = self._client.retrieve(self.collection, ids, with_payload=True if fields is None else fields, with_vectors=False)
@@ -73,7 +93,7 @@ class ServerStore(VectorStore):
         return sorted((str(r.id), dict(r.payload or {})) for r in recs)
 
     def count(self, paper_id: str | None = None) -> int:
-        flt = self._paper_filter(paper_id) if paper_id else None
+        flt = self._paper_filter([paper_id]) if paper_id else None
         return self._client.count(self.collection, count_filter=flt, exact=True).count
 
     def _search_many(self, requests: list[tuple[QuerySpec, int]]) -> list[list[StoredHit]]:
@@ -82,8 +102,11 @@ class ServerStore(VectorStore):
         for spec, limit in requests:
             dense = spec.mode == "dense"
             query = spec.dense if dense else m.SparseVector(indices=spec.sparse.indices, values=spec.sparse.values)
+            params = None
+            if spec.exact or not spec.use_quantization:
+                params = m.SearchParams(exact=spec.exact, quantization=None if spec.use_quantization else m.QuantizationSearchParams(ignore=True))
             batch.append(m.QueryRequest(query=query, using=DENSE if dense else SPARSE, limit=limit, filter=self._filter(spec.filters),
-                                        params=m.SearchParams(exact=True) if spec.exact else None, with_payload=True if spec.fields is None else (spec.fields or False)))
+                                        params=params, with_payload=True if spec.fields is None else (spec.fields or False)))
         responses = self._client.query_batch_points(self.collection, batch)  # one round trip
         # float32 scores, as a Qdrant server computes them (local mode uses float64)
         return [[StoredHit(str(p.id), f32(p.score), dict(p.payload or {})) for p in r.points] for r in responses]
@@ -95,6 +118,6 @@ class ServerStore(VectorStore):
         pass
 
     def close(self) -> None:
-        if getattr(self, "_client", None) is not None:
-            self._client.close()
-            self._client = None
+        client, self._client = getattr(self, "_client", None), None
+        if client is not None:
+            client.close()
