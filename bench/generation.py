@@ -71,13 +71,14 @@ def run_case(backend: str, model: str, n_chars: int, new_tokens: int, threads: i
     t0 = time.perf_counter()
     first = None
     pieces = []
-    for piece in gen.stream(messages, max_new_tokens=new_tokens):
+    stats: dict = {}
+    for piece in gen.stream(messages, max_new_tokens=new_tokens, stats=stats):
         first = first or time.perf_counter()
         pieces.append(piece)
     end = time.perf_counter()
     ttft = first - t0
     if backend == "llamacpp":  # exact counts from llama.cpp's own timings
-        t = gen.last_timings
+        t = stats
         prompt_tokens, gen_tokens = t["prompt_n"] + t.get("cache_n", 0), t["predicted_n"]
     else:
         gen_tokens = gen.count_tokens("".join(pieces))

@@ -55,6 +55,14 @@ class Citation:
 
 
 @dataclass
+class Sources:
+    """The papers an answer is being made from, yielded by ``ask_stream`` before the answer's text."""
+
+    hits: list[Hit]
+    question: str  # the standalone question they were retrieved for
+
+
+@dataclass
 class Answer:
     question: str
     text: str  # the answer with [n] markers, or a refusal / decline message

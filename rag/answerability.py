@@ -102,10 +102,10 @@ class Verdict:
         return "The closest papers do not state this."
 
 
-def distinctive_terms(question: str) -> list[str]:
-    """Names, acronyms and capitalised words (not sentence-initial) of the question, in order."""
+def distinctive_terms(question: str, capitalised: bool = True) -> list[str]:
+    """Names, acronyms and (``capitalised``) capitalised words not starting a sentence, in order."""
     out = dict.fromkeys(_MODIFIER.sub("", n) for n in names(question))
-    for m in _CAPITALISED.finditer(question):
+    for m in _CAPITALISED.finditer(question if capitalised else ""):
         w = m.group(0)
         if w.lower() not in STOPWORDS and w.lower() not in _COMMON_CAPITALISED and not any(w in n for n in out):
             out.setdefault(w, None)
@@ -160,11 +160,15 @@ class _nolock:
         return False
 
 
-def signals(question: str, sources, best_dense: float | None, vocabulary: CorpusVocabulary) -> Signals:
-    """Compute the answerability signals for a question and its scored sources (``rag.evidence``)."""
+def signals(question: str, sources, best_dense: float | None, vocabulary: CorpusVocabulary, translated: bool = False) -> Signals:
+    """Compute the answerability signals for a question and its scored sources (``rag.evidence``).
+
+    ``translated``: the question is a machine translation, where words of the original language can
+    remain ("Bild"): only names and acronyms count as distinctive then.
+    """
     words = list(dict.fromkeys(content_words(question)))
     unknown = [w for w in words if not vocabulary.has(w)]
-    missing = [t for t in distinctive_terms(question) if not vocabulary.has(t)]
+    missing = [t for t in distinctive_terms(question, capitalised=not translated) if not vocabulary.has(t)]
     qnames = [flat(n) for n in names(question) if len(flat(n)) >= 3]
     named = [p for p in sources if any(n in flat(p.title) for n in qnames)]
     asked_missing: list[str] = []

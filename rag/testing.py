@@ -54,7 +54,7 @@ class FakeGenerator:
         self.min_overlap = min_overlap
         self.calls: list[list[dict]] = []
 
-    def stream(self, messages, *, max_new_tokens=None, temperature=None, json_schema=None):
+    def stream(self, messages, *, max_new_tokens=None, temperature=None, json_schema=None, stats=None):
         from rag.errors import GenerationError
 
         self.calls.append(messages)

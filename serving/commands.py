@@ -40,12 +40,14 @@ def _print_answer(answer, out=sys.stdout) -> None:
 def _stream_to_terminal(stream, show: bool):
     """Show pieces as they come (dimmed, on stderr when a terminal), return the final Answer."""
     answer, live = None, show and sys.stderr.isatty()
+    from rag.answer import Answer
+
     for item in stream:
         if isinstance(item, str):
             if live:
                 sys.stderr.write(f"\x1b[2m{item}\x1b[0m")
                 sys.stderr.flush()
-        else:
+        elif isinstance(item, Answer):
             answer = item
     if live:
         sys.stderr.write("\r\x1b[2K\n")

@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rag.answer import Answer
+from rag.answer import Answer, Sources
 from rag.config import SAMPLE_CORPUS, ServingSettings
 from rag.errors import RagError
 
@@ -154,17 +154,24 @@ def mark_quotes(text: str, spans: list[tuple[int, int]], terms: list[str]) -> st
 
 
 def render_sources(answer: Answer | None, placeholder: str = "", turn: int = 0) -> str:
-    """The sources panel: one card per paper, cited ones marked, their quotes highlighted in the abstract.
+    """The sources panel for an answer: one card per paper, cited ones marked, their quotes highlighted.
 
     ``turn`` (answers so far in the chat) is written as ``data-turn`` so scripts can wait for it.
     """
-    if answer is None or not answer.sources:
-        msg = placeholder or ("No paper was used for this answer." if answer is not None else "Sources for the answer appear here.")
-        return f'<div id="rag-sources-list" data-turn="{turn}"><p class="rag-empty">{html.escape(msg)}</p></div>'
-    cited = {c.number: c for c in answer.citations}
-    terms = query_terms(answer.standalone_question or answer.question)
+    if answer is None:
+        return render_hits([], "", placeholder or "Sources for the answer appear here.", turn)
+    return render_hits(answer.sources, answer.standalone_question or answer.question,
+                       placeholder or "No paper was used for this answer.", turn, answer.citations)
+
+
+def render_hits(hits: list, question: str, placeholder: str = "", turn: int = 0, citations=()) -> str:
+    """Source cards for ``hits`` (shown as soon as retrieval is done, then again with the citations)."""
+    if not hits:
+        return f'<div id="rag-sources-list" data-turn="{turn}"><p class="rag-empty">{html.escape(placeholder)}</p></div>'
+    cited = {c.number: c for c in citations}
+    terms = query_terms(question)
     cards = []
-    for i, h in enumerate(answer.sources, 1):
+    for i, h in enumerate(hits, 1):
         c = cited.get(i)
         badge = '<span class="rag-badge">&#9733; cited</span>' if c else ""
         pages = ", ".join(h.pages) or "-"
@@ -175,7 +182,7 @@ def render_sources(answer: Answer | None, placeholder: str = "", turn: int = 0) 
             f'<div class="rag-meta">score {h.score:.4f} &middot; from {html.escape(pages)}</div>'
             f'<div class="rag-passage">{mark_quotes(h.text, spans, terms)}</div></div>'
         )
-    head = f"<p class=\"rag-meta\">Retrieved for: <em>{html.escape(answer.standalone_question or answer.question)}</em></p>"
+    head = f"<p class=\"rag-meta\">Retrieved for: <em>{html.escape(question)}</em></p>"
     return f'<div id="rag-sources-list" data-turn="{turn}">{head}{"".join(cards)}</div>'
 
 
@@ -328,6 +335,10 @@ def create_app(app: "App", concurrency: int | None = None) -> "gr.Blocks":
                 if isinstance(item, Answer):
                     answer = item
                     break
+                if isinstance(item, Sources):
+                    history[idx]["content"] = "*Writing an answer from these papers\u2026*"
+                    yield history, render_hits(item.hits, item.question, turn=len(state["records"])), "", state
+                    continue
                 text += item
                 history[idx]["content"] = html.escape(text)
                 yield history, gr.update(), "", state
@@ -368,6 +379,9 @@ def create_app(app: "App", concurrency: int | None = None) -> "gr.Blocks":
                 if isinstance(item, Answer):
                     yield {"done": True, **item.to_dict()}
                     return
+                if isinstance(item, Sources):
+                    yield {"text": "", "done": False, "sources": [h.to_dict() for h in item.hits]}
+                    continue
                 text += item
                 yield {"text": text, "done": False}
         except RagError as e:

@@ -35,7 +35,7 @@ SCHEMA = {
 class Words(Generator):
     model_id = "words"
 
-    def stream(self, messages, *, max_new_tokens=None, temperature=None, json_schema=None):
+    def stream(self, messages, *, max_new_tokens=None, temperature=None, json_schema=None, stats=None):
         self.check_schema_support(json_schema)
         yield from validate_messages(messages)[-1]["content"].split()
 
@@ -163,3 +163,77 @@ def test_transformers_via_converted_gguf(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert "paris" in g.complete(QUESTION).lower()  # usable again after the error
     g.close()
+
+
+@pytest.mark.slow
+def test_llamacpp_parallel_slots_and_cancel_frees_a_slot(tmp_path_factory):
+    """Two slots: two requests stream at once; a cancelled one frees its slot at once."""
+    import time
+
+    g = build_generator(GenerationSettings(model=SMOL, n_ctx=1024, parallel=2, max_new_tokens=200),
+                        tmp_path_factory.mktemp("cache2"))
+    try:
+        a, b = g.stream(QUESTION, max_new_tokens=200), g.stream(QUESTION, max_new_tokens=200)
+        assert next(a) and next(b)  # both hold a slot and stream
+        t = time.perf_counter()
+        a.close()
+        b.close()
+        assert time.perf_counter() - t < 1.0  # cancelling is immediate
+        results: dict[int, str] = {}
+        threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, g.complete(QUESTION, max_new_tokens=12)))
+                   for i in range(4)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(timeout=300)
+        assert len(results) == 4 and all("paris" in r.lower() for r in results.values())
+    finally:
+        g.close()
+
+
+@pytest.mark.slow
+def test_llamacpp_request_timeout_is_an_error(tmp_path_factory):
+    g = build_generator(GenerationSettings(model=SMOL, n_ctx=1024, request_timeout_s=0.001), tmp_path_factory.mktemp("c3"))
+    try:
+        with pytest.raises(GenerationError, match="request_timeout_s"):
+            g.complete([{"role": "user", "content": "word " * 400}], max_new_tokens=50)
+    finally:
+        g.close()
+
+
+@pytest.mark.slow
+def test_openai_backend_against_a_real_llamacpp_http_server(tmp_path_factory):
+    """generation.backend: openai talks to llama.cpp's own HTTP server (xllamacpp listening on a port)."""
+    import socket
+
+    import xllamacpp as xlc
+
+    from rag.models import resolve_gguf
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    p = xlc.CommonParams()
+    p.model.path = str(resolve_gguf(SMOL, tmp_path_factory.mktemp("c4")))
+    p.n_ctx, p.port, p.hostnames, p.verbosity = 2048, port, ["127.0.0.1"], -1
+    p.api_keys = ["secret-key"]
+    server = xlc.Server(p)
+    try:
+        s = GenerationSettings(backend="openai", model="smol", base_url=f"http://127.0.0.1:{port}/v1", api_key="secret-key")
+        g = build_generator(s, tmp_path_factory.mktemp("c5"))
+        stats: dict = {}
+        pieces = list(g.stream(QUESTION, max_new_tokens=24, stats=stats))
+        assert len(pieces) > 2 and "paris" in "".join(pieces).lower()
+        out = json.loads(g.complete(QUESTION, max_new_tokens=80, json_schema=SCHEMA))
+        assert set(out) == {"answer", "found", "source"}
+        g.close()
+        bad = build_generator(s.model_copy(update={"api_key": "wrong"}), tmp_path_factory.mktemp("c6"))
+        with pytest.raises(GenerationError, match="answered 401"):
+            bad.complete(QUESTION, max_new_tokens=4)
+        bad.close()
+    finally:
+        del server
+    down = build_generator(GenerationSettings(backend="openai", model="x", base_url=f"http://127.0.0.1:{port}/v1"),
+                           tmp_path_factory.mktemp("c7"))
+    with pytest.raises(GenerationError, match="cannot reach the generation server"):
+        down.complete(QUESTION, max_new_tokens=4)

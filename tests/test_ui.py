@@ -141,7 +141,8 @@ def test_ask_stream_endpoint_streams_then_answers(server):
     final = job.result()
     assert final["done"] and final["question"] == CMM and final["citations"]
     partial = [o for o in outs if not o.get("done")]
-    assert partial and partial[0]["text"]
+    assert partial and partial[0]["sources"] and partial[0]["text"] == ""  # the sources come first
+    assert any(o["text"] for o in partial[1:]) and partial[-1]["text"] == final["answer"]
 
 
 def test_concurrent_sessions_get_their_own_answers(app, server):

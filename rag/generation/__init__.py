@@ -29,4 +29,8 @@ def build_generator(settings: GenerationSettings, cache_dir: Path) -> Generator:
         from rag.generation.hf import TransformersGenerator
 
         return TransformersGenerator(settings, Path(cache_dir))
-    raise ConfigError(f"unknown generation backend '{settings.backend}': use llamacpp or transformers")
+    if settings.backend == "openai":
+        from rag.generation.openai_http import OpenAIGenerator
+
+        return OpenAIGenerator(settings)
+    raise ConfigError(f"unknown generation backend '{settings.backend}': use llamacpp, transformers or openai")

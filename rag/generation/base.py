@@ -7,7 +7,7 @@ instance) and stay usable when a consumer stops iterating early.
 Example:
     >>> class Echo(Generator):
     ...     model_id = "echo"
-    ...     def stream(self, messages, *, max_new_tokens=None, temperature=None, json_schema=None):
+    ...     def stream(self, messages, *, max_new_tokens=None, temperature=None, json_schema=None, stats=None):
     ...         self.check_schema_support(json_schema)
     ...         yield from messages[-1]["content"].split()
     >>> Echo().complete([{"role": "user", "content": "hello world"}])
@@ -40,11 +40,14 @@ class Generator(ABC):
         max_new_tokens: int | None = None,
         temperature: float | None = None,
         json_schema: dict | None = None,
+        stats: dict | None = None,
     ) -> Iterator[str]:
         """Yield the answer to ``messages`` as text pieces while it is generated.
 
         ``json_schema``: when given, the output is constrained to that JSON schema; a backend that
-        cannot do this raises NotImplementedError (see ``check_schema_support``).
+        cannot do this raises NotImplementedError (see ``check_schema_support``). ``stats``: a dict the
+        backend fills with what it measured for this request (e.g. llama.cpp's ``prompt_n``).
+        Closing the iterator early cancels the generation.
         """
 
     def complete(self, messages: list[dict], **kw) -> str:

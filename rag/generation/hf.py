@@ -141,6 +141,7 @@ class TransformersGenerator(Generator):
         max_new_tokens: int | None = None,
         temperature: float | None = None,
         json_schema: dict | None = None,
+        stats: dict | None = None,
     ) -> Iterator[str]:
         self.check_schema_support(json_schema)
         messages = validate_messages(messages)

@@ -10,7 +10,11 @@ Example:
 
 xllamacpp streams through a callback that runs inside ``handle_chat_completions``; a worker thread
 runs that call and a queue turns the callbacks into an iterator. Returning True from the callback
-stops generation, which is how an early-closed iterator cancels the request.
+stops generation, which is how an early-closed iterator (a cancelled request) frees its slot.
+
+``generation.parallel`` slots generate at once with continuous batching (each slot has ``n_ctx``
+tokens of context); more requests wait for a free slot. A generation that sends nothing for
+``request_timeout_s`` is stopped with a GenerationError instead of blocking its caller.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ def _error_message(chunk: dict) -> str | None:
 
 
 class LlamaCppGenerator(Generator):
-    """A GGUF model served in-process by llama.cpp; thread-safe (one generation at a time)."""
+    """A GGUF model served in-process by llama.cpp; thread-safe, ``settings.parallel`` generations at once."""
 
     supports_json_schema = True
 
@@ -57,12 +61,12 @@ class LlamaCppGenerator(Generator):
         self.settings = settings
         self.path = resolve_gguf(settings.model, Path(cache_dir))
         self.model_id = settings.model if settings.model in PYPI_MODELS else self.path.name
-        self.last_timings: dict = {}  # llama.cpp timings of the last finished generation
         threads = settings.n_threads or os.cpu_count() or 1
         p = xlc.CommonParams()
         p.model.path = str(self.path)
-        p.n_ctx = settings.n_ctx
-        p.n_parallel = 1
+        p.n_ctx = settings.n_ctx * settings.parallel  # llama.cpp splits the context between the slots
+        p.n_parallel = settings.parallel
+        p.cont_batching = True
         p.cpuparams.n_threads = threads
         p.cpuparams_batch.n_threads = threads
         p.n_gpu_layers = 999 if settings.n_gpu_layers < 0 else settings.n_gpu_layers
@@ -78,7 +82,10 @@ class LlamaCppGenerator(Generator):
             raise GenerationError(
                 f"llama.cpp could not load {self.path}: {e}. Check the file, or lower n_ctx / n_gpu_layers"
             ) from None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _server and the count of running generations
+        self._slots = threading.BoundedSemaphore(settings.parallel)
+        self._running = 0
+        self._idle = threading.Condition(self._lock)
 
     def stream(
         self,
@@ -87,6 +94,7 @@ class LlamaCppGenerator(Generator):
         max_new_tokens: int | None = None,
         temperature: float | None = None,
         json_schema: dict | None = None,
+        stats: dict | None = None,
     ) -> Iterator[str]:
         self.check_schema_support(json_schema)
         request = {
@@ -99,47 +107,64 @@ class LlamaCppGenerator(Generator):
         }
         if json_schema is not None:
             request["response_format"] = {"type": "json_schema", "json_schema": {"schema": json_schema}}
-        return self._stream(request)
+        return self._stream(request, stats if stats is not None else {})
 
-    def _stream(self, request: dict) -> Iterator[str]:
-        with self._lock:
-            server = self._server
-            if server is None:
-                raise GenerationError("this generator was closed; build a new one")
-            chunks: queue.Queue = queue.Queue()
-            stop = threading.Event()
-
-            def on_chunk(chunk: dict) -> bool:  # called by llama.cpp; True = stop generating
-                if stop.is_set():
-                    return True
-                chunks.put(chunk)
-                return False
-
-            def work() -> None:
-                try:
-                    server.handle_chat_completions(request, on_chunk)
-                except Exception as e:  # invalid requests raise (e.g. ValueError)
-                    chunks.put(e)
-                finally:
-                    chunks.put(_DONE)
-
-            worker = threading.Thread(target=work, name="llamacpp-generate", daemon=True)
-            worker.start()
+    def _stream(self, request: dict, stats: dict) -> Iterator[str]:
+        with self._slots:
+            with self._lock:
+                server = self._server
+                if server is None:
+                    raise GenerationError("this generator was closed; build a new one")
+                self._running += 1
             try:
-                while (chunk := chunks.get()) is not _DONE:
-                    if isinstance(chunk, Exception):
-                        raise GenerationError(f"llama.cpp rejected the request: {chunk}")
-                    if (msg := _error_message(chunk)) is not None:
-                        raise GenerationError(f"llama.cpp error: {msg}")
-                    if "timings" in chunk:
-                        self.last_timings = chunk["timings"]
-                    for choice in chunk.get("choices", ()):
-                        piece = (choice.get("delta") or {}).get("content")
-                        if piece:
-                            yield piece
+                yield from self._generate(server, request, stats)
             finally:
-                stop.set()  # consumer stopped early or an error: the next callback cancels the request
-                worker.join()
+                with self._lock:
+                    self._running -= 1
+                    self._idle.notify_all()
+
+    def _generate(self, server, request: dict, stats: dict) -> Iterator[str]:
+        chunks: queue.Queue = queue.Queue()
+        stop = threading.Event()
+
+        def on_chunk(chunk: dict) -> bool:  # called by llama.cpp; True = stop generating
+            if stop.is_set():
+                return True
+            chunks.put(chunk)
+            return False
+
+        def work() -> None:
+            try:
+                server.handle_chat_completions(request, on_chunk)
+            except Exception as e:  # invalid requests raise (e.g. ValueError)
+                chunks.put(e)
+            finally:
+                chunks.put(_DONE)
+
+        worker = threading.Thread(target=work, name="llamacpp-generate", daemon=True)
+        worker.start()
+        try:
+            while (chunk := self._next(chunks)) is not _DONE:
+                if isinstance(chunk, Exception):
+                    raise GenerationError(f"llama.cpp rejected the request: {chunk}")
+                if (msg := _error_message(chunk)) is not None:
+                    raise GenerationError(f"llama.cpp error: {msg}")
+                if "timings" in chunk:
+                    stats.update(chunk["timings"])
+                for choice in chunk.get("choices", ()):
+                    piece = (choice.get("delta") or {}).get("content")
+                    if piece:
+                        yield piece
+        finally:
+            stop.set()  # consumer stopped early or an error: the next callback cancels the request
+            worker.join(timeout=self.settings.request_timeout_s)
+
+    def _next(self, chunks: queue.Queue):
+        try:
+            return chunks.get(timeout=self.settings.request_timeout_s)
+        except queue.Empty:
+            raise GenerationError(f"llama.cpp sent nothing for {self.settings.request_timeout_s:.0f} s; the request "
+                                  "was stopped (generation.request_timeout_s)") from None
 
     def count_tokens(self, text: str) -> int:
         """Exact count from the model's tokenizer (server /tokenize); len(text)//4 if that fails."""
@@ -159,6 +184,8 @@ class LlamaCppGenerator(Generator):
             return super().count_tokens(text)
 
     def close(self) -> None:
+        """Stop taking requests, let running ones finish (or time out), then free the model."""
         with self._lock:
             server, self._server = self._server, None
+            self._idle.wait_for(lambda: self._running == 0, timeout=self.settings.request_timeout_s)
         del server  # the C++ destructor stops the server loop and frees the model
