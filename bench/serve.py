@@ -1,16 +1,21 @@
-"""Serving benchmark: N concurrent gradio_client sessions against the real UI server.
+"""Serving benchmark: N concurrent sessions against a real server (UI + API), real models.
 
-Starts the server in-process (real models, cpu preset, temporary data dir unless --data-dir),
-then for each N in --levels runs N sessions at once, each asking a different answerable dev
-question through the streaming endpoint /ask_stream, and measures per request:
+Starts the server in-process (cpu preset, temporary data dir unless --data-dir) with
+``serving.concurrency`` slots (= llama.cpp parallel slots), then for each N in --levels runs N
+sessions at once, each asking a different answerable dev question, through the OpenAI endpoint
+(``/v1/chat/completions``, stream) and through the Gradio API (``/ask_stream``). Per request:
 
-    first_token_s   submit -> first streamed answer text (includes queueing behind other sessions)
+    sources_s       submit -> the retrieval results (first ``rag.sources`` chunk / event)
+    first_text_s    submit -> the first answer text (checked sentences, so later than the model's first token)
     answer_s        submit -> the final cited answer
+    tokens          completion tokens (llama.cpp's count)
 
-Prints a table and writes bench/results/serve.json.
+Per level: errors, p50/p95 of each, aggregate completion tokens/s, and the throughput ratio
+(answers per minute) against N=1 on the same endpoint. Also: ``--cancel`` measures how long a slot
+stays busy after a streaming client disconnects. Prints tables and writes bench/results/serve.json.
 
-    python bench/serve.py                       # N = 1, 4, 8
-    python bench/serve.py --levels 1 2 --data-dir rag_data   # reuse an index
+    python bench/serve.py                                   # N = 1, 4, 8, 16; concurrency from the config
+    python bench/serve.py --concurrency 1 --levels 1 4      # serial baseline
 """
 
 from __future__ import annotations
@@ -33,79 +38,115 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-
-def percentile(xs: list[float], q: float) -> float | None:
-    if not xs:
-        return None
-    xs = sorted(xs)
-    pos = (len(xs) - 1) * q / 100
-    lo, hi = int(pos), min(int(pos) + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+from eval.metrics.latency import percentile  # noqa: E402
 
 
 def dev_questions() -> list[str]:
     qs = [json.loads(line) for line in open(ROOT / "eval" / "questions" / "dev.jsonl", encoding="utf-8")]
-    return [q["question"] for q in qs if q.get("type") != "unanswerable"]
+    return [q["question"] for q in qs if q["type"] in ("single", "numeric", "title_lookup")]
 
 
-def one_session(url: str, question: str, barrier: threading.Barrier, out: dict) -> None:
+def openai_session(url: str, question: str, barrier: threading.Barrier, out: dict) -> None:
+    import httpx
+
+    rec = {"question": question, "sources_s": None, "first_text_s": None, "answer_s": None, "tokens": 0, "error": None}
+    try:
+        barrier.wait()
+        t0 = time.perf_counter()
+        body = {"model": "paper-rag", "stream": True, "messages": [{"role": "user", "content": question}]}
+        with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=900) as r:
+            if r.status_code != 200:
+                raise RuntimeError(f"HTTP {r.status_code}: {r.read()[:200]!r}")
+            for line in r.iter_lines():
+                if not line.startswith("data: ") or line == "data: [DONE]":
+                    continue
+                chunk = json.loads(line[6:])
+                if "error" in chunk:
+                    raise RuntimeError(chunk["error"]["message"])
+                rag = chunk.get("rag") or {}
+                now = time.perf_counter() - t0
+                if "sources" in rag and rec["sources_s"] is None:
+                    rec["sources_s"] = now
+                if chunk["choices"][0]["delta"].get("content") and rec["first_text_s"] is None:
+                    rec["first_text_s"] = now
+                if chunk["choices"][0].get("finish_reason") == "stop":
+                    rec["answer_s"] = now
+                    rec["tokens"] = rag.get("timings", {}).get("completion_tokens", 0)
+                    rec["kind"] = rag.get("kind")
+    except Exception as e:  # noqa: BLE001 - counted as an error
+        rec["error"] = f"{type(e).__name__}: {e}"
+    out[question] = rec
+
+
+def gradio_session(url: str, question: str, barrier: threading.Barrier, out: dict) -> None:
     from gradio_client import Client
 
-    rec = {"question": question, "first_token_s": None, "answer_s": None, "error": None}
+    rec = {"question": question, "sources_s": None, "first_text_s": None, "answer_s": None, "tokens": 0, "error": None}
     try:
         client = Client(url, verbose=False)
         barrier.wait()
         t0 = time.perf_counter()
         job = client.submit(question, api_name="/ask_stream")
-        final = None
-        for item in job:  # one item per streamed update
-            if rec["first_token_s"] is None and (item.get("text") or item.get("done")):
-                rec["first_token_s"] = time.perf_counter() - t0
-            if item.get("done"):
-                final = item
-        final = final or job.result()
+        for update in job:
+            now = time.perf_counter() - t0
+            if update.get("sources") and rec["sources_s"] is None:
+                rec["sources_s"] = now
+            if update.get("text") and rec["first_text_s"] is None:
+                rec["first_text_s"] = now
+        final = job.result()
         rec["answer_s"] = time.perf_counter() - t0
-        if not final or not final.get("done") or final.get("question") != question:
-            raise RuntimeError(f"wrong or missing answer: {str(final)[:200]}")
-        rec.update(refused=final["refused"], citations=[c["title"] for c in final["citations"]],
-                   server_ttft_s=final["timings"].get("ttft_s"), server_total_s=final["timings"].get("total_s"),
-                   tokens_per_s=final["timings"].get("tokens_per_s"))
-    except Exception as e:  # noqa: BLE001 - counted as an error
-        rec["error"] = f"{type(e).__name__}: {e}"[:300]
+        rec["tokens"] = final.get("timings", {}).get("completion_tokens", 0)
+        rec["kind"] = final.get("kind")
+    except Exception as e:  # noqa: BLE001
+        rec["error"] = f"{type(e).__name__}: {e}"
     out[question] = rec
 
 
-def run_level(url: str, questions: list[str]) -> dict:
-    n = len(questions)
-    barrier, out, threads = threading.Barrier(n), {}, []
+def run_level(url: str, questions: list[str], session) -> dict:
+    out: dict = {}
+    barrier = threading.Barrier(len(questions))
+    threads = [threading.Thread(target=session, args=(url, q, barrier, out)) for q in questions]
     t0 = time.perf_counter()
-    for q in questions:
-        t = threading.Thread(target=one_session, args=(url, q, barrier, out), daemon=True)
-        t.start()
-        threads.append(t)
     for t in threads:
-        t.join(timeout=3600)
+        t.start()
+    for t in threads:
+        t.join()
     wall = time.perf_counter() - t0
-    recs = [out.get(q, {"question": q, "error": "no result (timeout)"}) for q in questions]
-    ok = [r for r in recs if not r.get("error")]
-    ft = [r["first_token_s"] for r in ok if r["first_token_s"] is not None]
-    full = [r["answer_s"] for r in ok]
+    recs = list(out.values())
+    ok = [r for r in recs if not r["error"] and r["answer_s"] is not None]
+    stat = lambda k, q: percentile([r[k] for r in ok if r[k] is not None], q)  # noqa: E731
     return {
-        "sessions": n, "errors": n - len(ok), "wall_s": wall,
-        "first_token_p50_s": percentile(ft, 50), "first_token_p95_s": percentile(ft, 95),
-        "answer_p50_s": percentile(full, 50), "answer_p95_s": percentile(full, 95),
-        "answers_per_min": 60 * len(ok) / wall if wall else None,
-        "refused": sum(1 for r in ok if r.get("refused")),
+        "sessions": len(questions), "errors": len(recs) - len(ok), "wall_s": round(wall, 2),
+        **{f"{k}_p{q}": (round(v, 2) if (v := stat(k, q)) is not None else None)
+           for k in ("sources_s", "first_text_s", "answer_s") for q in (50, 95)},
+        "answers_per_min": round(60 * len(ok) / wall, 2), "tokens_per_s": round(sum(r["tokens"] for r in ok) / wall, 2),
         "requests": recs,
     }
 
 
+def measure_cancel(url: str, question: str, running) -> dict:
+    """Stream one answer, drop the connection at the first sources chunk, time until the slot is free."""
+    import httpx
+
+    body = {"model": "paper-rag", "stream": True, "messages": [{"role": "user", "content": question}]}
+    with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=900) as r:
+        for line in r.iter_lines():
+            if '"sources"' in line:
+                break
+    t = time.perf_counter()
+    while httpx.get(f"{url}/healthz").json()["queue"]["running"] and time.perf_counter() - t < 30:
+        time.sleep(0.01)
+    return {"slot_free_after_disconnect_s": round(time.perf_counter() - t, 3)}
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--levels", type=int, nargs="+", default=[1, 4, 8], help="concurrent sessions per run")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--levels", type=int, nargs="+", default=[1, 4, 8, 16], help="concurrent sessions per run")
+    ap.add_argument("--endpoints", nargs="+", default=["openai", "gradio"], choices=["openai", "gradio"])
     ap.add_argument("--config", default="cpu")
     ap.add_argument("--data-dir", default=None, help="index folder to reuse (default: a fresh temporary one)")
-    ap.add_argument("--concurrency", type=int, default=None, help="server answers at once (default: serving.concurrency)")
+    ap.add_argument("--concurrency", type=int, default=None, help="answers at once (default: serving.concurrency)")
+    ap.add_argument("--max-waiting", type=int, default=32)
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "serve.json"))
     args = ap.parse_args(argv)
@@ -114,64 +155,65 @@ def main(argv: list[str] | None = None) -> int:
     import rag
     from serving.cli import parse_overrides
     from serving.serve_cmd import prepare, serving_settings
-    from serving.ui import launch
+    from serving.server import Running
 
     data_dir = args.data_dir or tempfile.mkdtemp(prefix="rag-bench-serve-")
     app = rag.load(args.config, data_dir=data_dir, **parse_overrides(args.overrides))
-    t = time.perf_counter()
-    prepare(app)
-    setup_s = time.perf_counter() - t
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    settings = serving_settings(app, port=port, concurrency=args.concurrency)
-    demo = launch(app, settings, prevent_thread_lock=True, quiet=True)
-    url = demo.local_url
+    settings = serving_settings(app, port=port, concurrency=args.concurrency).model_copy(update={"max_waiting": args.max_waiting})
+    app.settings.generation.parallel = settings.concurrency
+    t = time.perf_counter()
+    prepare(app)
+    setup_s = time.perf_counter() - t
     questions = dev_questions()
-    levels, used = [], 0
-    try:
-        for n in args.levels:
-            qs = [questions[(used + i) % len(questions)] for i in range(n)]
-            used += n
-            print(f"running {n} concurrent session(s)...", file=sys.stderr, flush=True)
-            levels.append(run_level(url, qs))
-            r = levels[-1]
-            print(f"N={n}: errors {r['errors']}, first token p50 {r['first_token_p50_s']}, answer p50 {r['answer_p50_s']}, "
-                  f"wall {r['wall_s']:.1f} s", file=sys.stderr, flush=True)
-            write_result(args, app, settings, setup_s, levels)  # partial results survive an interrupted run
-    finally:
-        demo.close()
-        app.close()
-
-    header = f"{'N':>3} {'errors':>6} {'1st token p50':>13} {'p95':>7} {'answer p50':>10} {'p95':>7} {'wall s':>7} {'ans/min':>7}"
-    print(header)
-    print("-" * len(header))
-    fmt = lambda x: f"{x:.1f}" if isinstance(x, (int, float)) else "-"  # noqa: E731
-    for r in levels:
-        print(f"{r['sessions']:>3} {r['errors']:>6} {fmt(r['first_token_p50_s']):>13} {fmt(r['first_token_p95_s']):>7} "
-              f"{fmt(r['answer_p50_s']):>10} {fmt(r['answer_p95_s']):>7} {fmt(r['wall_s']):>7} {fmt(r['answers_per_min']):>7}")
-    write_result(args, app, settings, setup_s, levels)
+    results: dict = {"levels": {}, "cancel": None}
+    used = 0
+    with Running(app, settings) as running:
+        for endpoint in args.endpoints:
+            session = openai_session if endpoint == "openai" else gradio_session
+            for n in args.levels:
+                qs = [questions[(used + i) % len(questions)] for i in range(n)]
+                used += n
+                print(f"{endpoint}: {n} concurrent session(s)...", file=sys.stderr, flush=True)
+                r = run_level(running.url, qs, session)
+                results["levels"].setdefault(endpoint, []).append(r)
+                print(f"  errors {r['errors']}, sources p50 {r['sources_s_p50']}, first text p50 {r['first_text_s_p50']}, "
+                      f"answer p50 {r['answer_s_p50']} p95 {r['answer_s_p95']}, {r['answers_per_min']} answers/min, "
+                      f"{r['tokens_per_s']} tok/s", file=sys.stderr, flush=True)
+                write_result(args, app, settings, setup_s, results)
+        results["cancel"] = measure_cancel(running.url, questions[0], running)
+    app.close()
+    for endpoint, levels in results["levels"].items():
+        base = next((r["answers_per_min"] for r in levels if r["sessions"] == 1), None)
+        print(f"\n{endpoint} (concurrency {settings.concurrency})")
+        print(f"{'N':>3} {'err':>4} {'sources p50':>11} {'text p50':>9} {'answer p50':>10} {'p95':>7} {'ans/min':>8} {'tok/s':>6} {'vs N=1':>6}")
+        for r in levels:
+            ratio = f"{r['answers_per_min'] / base:.2f}" if base else "-"
+            r["throughput_vs_serial"] = float(ratio) if base else None
+            fmt = lambda x: "-" if x is None else f"{x:.2f}"  # noqa: E731
+            print(f"{r['sessions']:>3} {r['errors']:>4} {fmt(r['sources_s_p50']):>11} {fmt(r['first_text_s_p50']):>9} "
+                  f"{fmt(r['answer_s_p50']):>10} {fmt(r['answer_s_p95']):>7} {r['answers_per_min']:>8} {r['tokens_per_s']:>6} {ratio:>6}")
+    print(f"\ncancel: {results['cancel']}")
+    write_result(args, app, settings, setup_s, results)
     print(f"wrote {args.out}", file=sys.stderr)
-    return 0 if all(r["errors"] == 0 for r in levels) else 1
+    return 0 if all(r["errors"] == 0 for lv in results["levels"].values() for r in lv) else 1
 
 
-def write_result(args, app, settings, setup_s: float, levels: list[dict]) -> None:
-    result = {
-        "benchmark": "serve",
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+def write_result(args, app, settings, setup_s: float, results: dict) -> None:
+    out = {
+        "benchmark": "serve", "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": " ".join(["python", *sys.argv]),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
-                    "load_avg_at_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None},
-        "config": args.config, "overrides": args.overrides,
-        "generation_model": app.settings.generation.model, "embedding_model": app.settings.embedding.model,
-        "server_concurrency": settings.concurrency, "setup_s": setup_s,
-        "endpoint": "/ask_stream (gradio_client.submit, one Client per session)",
-        "notes": "first_token_s and answer_s are measured from submit, so they include queueing: the server "
-                 "generates serving.concurrency answers at a time and the others wait.",
-        "levels_requested": args.levels,
-        "levels": levels,
+                    "load_avg_at_end": list(os.getloadavg())},
+        "config": args.config, "overrides": args.overrides, "generation_model": app.settings.generation.model,
+        "server_concurrency": settings.concurrency, "max_waiting": settings.max_waiting, "setup_s": round(setup_s, 1),
+        "notes": "times are from submit, so they include waiting in line; first_text_s is the first checked sentence",
+        **results,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    Path(args.out).write_text(json.dumps(out, indent=2, default=str) + "\n")
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ from rag.sentences import STOPWORDS, content_words, flat, names
 MIN_EVIDENCE = 0.30  # best evidence score under this (and no paper named): not answerable
 OFF_TOPIC_UNKNOWN = 0.34  # no research vocabulary and this share of words unknown to the corpus: off-topic
 OFF_TOPIC_DENSE = 0.30  # no research vocabulary and no chunk this close (cosine): off-topic
-CONFIDENT_EVIDENCE = 0.40  # at or above: answer from the quotes even if the model declines (extractive fallback)
+CONFIDENT_EVIDENCE = 0.30  # at or above: answer from the quotes even if the model declines (extractive fallback)
 
 # capitalised words that are not names of things a paper could define
 _COMMON_CAPITALISED = frozenset(

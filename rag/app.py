@@ -29,11 +29,11 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from rag.answer import Answer
+from rag.answer import Answer, Sources
 from rag.config import Settings
 from rag.errors import InputError, StoreError
 from rag.ingest import IngestReport, ingest_files
-from rag.store import store_error
+from rag.store import LockedStore, store_error
 from rag.retrieval import Hit, Retrieval, Retriever
 
 log = logging.getLogger(__name__)
@@ -120,19 +120,22 @@ class App:
         first one raises CorpusError before anything is written to the index), a killed run resumes
         where it stopped. ``dry_run``: parse, deduplicate and count what would change, without
         loading the embedding model or touching the index. See ``rag.ingest``.
+
+        Questions are answered while an ingest runs (in another thread): the store is shared call by
+        call, and the papers of each written batch are searchable at once. ``progress``: True for a
+        bar / log lines, or a callable ``(stage, done, total)``.
         """
-        with self._lock:
-            state, cleanup = self._ingest_state(dry_run)
-            try:
-                report = ingest_files(paths or self.settings.corpus, self.settings, state,
-                                      lambda: self._open_store(_int(state.get_meta("dim"))), _LazyEmbedder(self),
-                                      strict=strict, progress=progress)
-                if self._embedder is not None and not dry_run:
-                    state.set_meta("dim", str(self._embedder.dim))
-            except sqlite3.Error as e:
-                raise store_error(f"ingest state {state.path}", "ingest", e) from None
-            finally:
-                cleanup()
+        state, cleanup = self._ingest_state(dry_run)  # holds the data dir's ingest lock: one ingest at a time
+        try:
+            report = ingest_files(paths or self.settings.corpus, self.settings, state,
+                                  lambda: LockedStore(self._open_store(_int(state.get_meta("dim"))), self._lock),
+                                  _LazyEmbedder(self), strict=strict, progress=progress)
+            if self._embedder is not None and not dry_run:
+                state.set_meta("dim", str(self._embedder.dim))
+        except sqlite3.Error as e:
+            raise store_error(f"ingest state {state.path}", "ingest", e) from None
+        finally:
+            cleanup()
         report.collection = self.collection
         log.info("ingest: %s", report.summary())
         return report
@@ -211,18 +214,23 @@ class App:
         return self.answerer.extractive(question, k=k)
 
     def ask_stream(self, question: str, k: int | None = None, filters: dict | None = None,
-                   history: list[dict] | None = None) -> Iterator[str | Answer]:
-        """Yield text pieces as the model writes them, then the final ``Answer`` (with cleaned, cited text)."""
-        return self.answerer.stream(question, k=k, filters=filters, history=history)
+                   history: list[dict] | None = None, cancel: threading.Event | None = None) -> Iterator[Sources | str | Answer]:
+        """Yield ``Sources`` as soon as retrieval is done, then the answer's text in pieces (each piece
+        already checked and cited: their concatenation is the final text), then the ``Answer``.
+        ``cancel``: an Event another thread may set to stop the answer (raises ``Cancelled``)."""
+        return self.answerer.stream(question, k=k, filters=filters, history=history, cancel=cancel)
 
     def chat(self, messages: list[dict], k: int | None = None, filters: dict | None = None) -> Answer:
         """Answer the last user message of a conversation; earlier turns resolve follow-ups."""
         return _last(self.chat_stream(messages, k=k, filters=filters))
 
-    def chat_stream(self, messages: list[dict], k: int | None = None, filters: dict | None = None) -> Iterator[str | Answer]:
+    def chat_stream(self, messages: list[dict], k: int | None = None, filters: dict | None = None,
+                    cancel: threading.Event | None = None) -> Iterator[Sources | str | Answer]:
+        """``ask_stream`` for the last user message; earlier turns (``{"role", "content"}``, an assistant
+        turn may add ``"papers"``: the paper ids it cited) resolve follow-ups."""
         if not messages or messages[-1].get("role") != "user":
             raise InputError("chat needs a list of messages ending with the user's question")
-        return self.ask_stream(messages[-1].get("content", ""), k=k, filters=filters, history=messages[:-1])
+        return self.ask_stream(messages[-1].get("content", ""), k=k, filters=filters, history=messages[:-1], cancel=cancel)
 
     def count(self) -> int:
         with self._lock:

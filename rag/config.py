@@ -148,11 +148,14 @@ class AnswerSettings(_Section):
 
 
 class ServingSettings(_Section):
-    host: str = Field("127.0.0.1", description="Address the UI binds to (never a public share link).")
-    port: int = Field(7860, ge=1, le=65535, description="UI port.")
-    username: str | None = Field(None, description="Optional basic-auth user (or RAG_UI_USERNAME).")
-    password: str | None = Field(None, description="Optional basic-auth password (or RAG_UI_PASSWORD).")
-    concurrency: int = Field(1, ge=1, le=64, description="Answers generated at once; further requests queue.")
+    host: str = Field("127.0.0.1", description="Address the server binds to (UI and API; never a public share link).")
+    port: int = Field(7860, ge=1, le=65535, description="Port of the UI and the API.")
+    username: str | None = Field(None, description="Optional basic-auth user for the UI (or RAG_UI_USERNAME).")
+    password: str | None = Field(None, description="Optional basic-auth password for the UI (or RAG_UI_PASSWORD).")
+    api_key: str | None = Field(None, description="Optional API key required as 'Authorization: Bearer <key>' by /v1 (or RAG_API_KEY).")
+    concurrency: int = Field(2, ge=1, le=64, description="Answers generated at once (also the llama.cpp slots when serving).")
+    max_waiting: int = Field(16, ge=0, le=1000, description="Requests that may wait for a slot; more get 'busy, try again in ~N s'.")
+    request_timeout_s: float = Field(300.0, gt=0, description="An answer running longer than this is stopped with an error.")
 
 
 class Settings(_Section):

@@ -29,6 +29,10 @@ class GenerationError(RagError):
     """The LLM failed (out of memory, unsupported quantization, ...)."""
 
 
+class Cancelled(RagError):
+    """The request was cancelled (Stop, a new chat, a closed tab, a dropped HTTP client)."""
+
+
 class InputError(RagError):
     """A bad question or request (empty, too long, ...)."""
 

@@ -250,7 +250,7 @@ def _read_file(path: Path, state, report: IngestReport, strict: bool, progress: 
         log.info("%s: resuming at line %d", path, line + 1)
     else:
         file_id, start, line = state.start_file(path, row), 0, 0
-    bar = Progress(path.stat().st_size, progress and path.stat().st_size > 50_000_000, f"read {path.name}", unit="B", done=start)
+    bar = Progress(path.stat().st_size, progress if path.stat().st_size > 50_000_000 else False, f"read {path.name}", unit="B", done=start)
     batch: list[Entry] = []
     for rec in read_file(path, start, line):
         if isinstance(rec, Skip):
@@ -293,15 +293,18 @@ def _load_paper(state, key: str, report: IngestReport):
 
 
 class Progress:
-    """A tqdm bar on a terminal (rate and ETA); otherwise, when enabled, a line to stderr every 30 s."""
+    """A tqdm bar on a terminal (rate and ETA); otherwise, when enabled, a line to stderr every 30 s.
+    ``enabled`` may be a callable ``(desc, done, total)``: then it is called on every update instead
+    (the server reports ingest progress to the UI this way)."""
 
-    def __init__(self, total: int, enabled: bool, desc: str, unit: str = "paper", done: int = 0, every: float = 30.0):
+    def __init__(self, total: int, enabled, desc: str, unit: str = "paper", done: int = 0, every: float = 30.0):
         self.total, self.n, self.desc, self.unit, self.every = total, done, desc, unit, every
-        self.enabled = enabled and total > 0
+        self.callback = enabled if callable(enabled) else None
+        self.enabled = bool(enabled) and total > 0
         self._t0 = self._last = time.perf_counter()
         self._n0 = done
         self._bar = None
-        if self.enabled and sys.stderr.isatty():
+        if self.enabled and self.callback is None and sys.stderr.isatty():
             from tqdm import tqdm
 
             self._bar = tqdm(total=total, initial=done, unit=unit, unit_scale=unit == "B", desc=desc, leave=False)
@@ -311,6 +314,10 @@ class Progress:
 
     def set(self, n: int) -> None:
         if not self.enabled:
+            return
+        if self.callback is not None:
+            self.n = n
+            self.callback(self.desc, n, self.total)
             return
         if self._bar is not None:
             self._bar.update(n - self.n)

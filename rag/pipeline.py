@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 import time
 from collections.abc import Iterator
 
@@ -34,7 +35,7 @@ from rag import answerability, evidence, followup, lists
 from rag.answer import (ANSWER, EMERGENCY, EXTRACTIVE, INJECTION, LIST, OFF_TOPIC, REFUSAL, Answer, Citation, Quote,
                         Sources)
 from rag.citations import Attributor
-from rag.errors import InputError
+from rag.errors import Cancelled, InputError
 from rag.intent import classify
 from rag.prompting import (ANSWER_SCHEMA, answer_messages, closed_book_messages, rewrite_messages,
                            translate_messages)
@@ -97,8 +98,11 @@ class Answerer:
 
     # -- public -------------------------------------------------------------------------
     def stream(self, question: str, k: int | None = None, filters: dict | None = None,
-               history: list[dict] | None = None) -> Iterator[str | Answer]:
-        """Yield visible text pieces while the model writes, then the final Answer."""
+               history: list[dict] | None = None, cancel: threading.Event | None = None) -> Iterator[Sources | str | Answer]:
+        """Yield the Sources, then the answer's text in checked pieces, then the final Answer.
+
+        ``cancel``: when set (by another thread), generation stops within a token and Cancelled is raised.
+        """
         t0 = time.perf_counter()
         question = self._check(question)
         intent = classify(question)
@@ -126,7 +130,7 @@ class Answerer:
             yield Sources(answer.sources, standalone)
         else:
             answer = yield from self._answer(standalone, base, timings, k, filters, extra, t0,
-                                             stream=intent.language == "en")
+                                             stream=intent.language == "en", cancel=cancel)
         streamed = answer.text if answer.kind == ANSWER and intent.language == "en" else ""
         if intent.language != "en":
             t = time.perf_counter()
@@ -184,7 +188,7 @@ class Answerer:
 
     # -- the answer path ----------------------------------------------------------------
     def _answer(self, question: str, base: dict, timings: dict, k, filters, extra: list[str], t0: float,
-                stream: bool = True):
+                stream: bool = True, cancel: threading.Event | None = None):
         s = self.settings
         retrieval = self.app.retrieve(question, k=k, filters=filters)
         timings.update(embed_ms=retrieval.embed_ms, search_ms=retrieval.search_ms,
@@ -206,14 +210,15 @@ class Answerer:
         json_mode = s.output == "json" and getattr(self.app.generator, "supports_json_schema", False)
         messages = answer_messages(question, selection, s.refusal_text, json_mode, premise_note(question, chosen))
         att = Attributor(chosen, s.attribution_threshold, scorer=self.scorer,
-                         evidence={i: idx for i, (_, idx) in enumerate(selection)}, subjects=subjects(question, chosen),
+                         evidence={i: idx for i, (_, idx) in enumerate(selection)}, subjects=subjects(question, papers),
                          question=question)
         t = time.perf_counter()
-        found = yield from self._verified(self._generate(messages, json_mode, timings), att, json_mode, stream, timings, t)
+        found = yield from self._verified(self._generate(messages, json_mode, timings, cancel=cancel), att, json_mode,
+                                          stream, timings, t)
         result = att.result()
         if not found or not result.citations:
             reason = "model" if not found else "unsupported"
-            if verdict.confident:
+            if verdict.confident and mentions_the_question(question, selection[0][0]):
                 return self._extractive_fallback(selection, base, timings, t0, reason, result)
             return self._refusal(base, timings, t0, reason, "", hits, dropped=result.dropped)
         timings["total_s"] = time.perf_counter() - t0
@@ -346,8 +351,10 @@ class Answerer:
             raise InputError(f"the question is {len(question):,} characters; keep it under {self.settings.max_question_chars:,}")
         return question
 
-    def _generate(self, messages: list[dict], json_mode: bool, timings: dict, max_new_tokens: int | None = None):
-        """Yield visible text pieces; return the raw output. Fills ttft_s, tokens_per_s, completion_tokens, prompt_tokens."""
+    def _generate(self, messages: list[dict], json_mode: bool, timings: dict, max_new_tokens: int | None = None,
+                  cancel: threading.Event | None = None):
+        """Yield visible text pieces; return the raw output. Fills ttft_s, tokens_per_s, completion_tokens, prompt_tokens.
+        ``cancel`` set: the model's stream is closed (its slot freed) and Cancelled raised."""
         gen = self.app.generator
         t = time.perf_counter()
         first, pieces, raw = None, 0, []
@@ -357,6 +364,9 @@ class Answerer:
                             stats=stats)
         declined = False
         for piece in stream:
+            if cancel is not None and cancel.is_set():
+                stream.close()
+                raise Cancelled("the request was cancelled")
             if first is None:
                 first = time.perf_counter()
             pieces += 1
@@ -396,14 +406,29 @@ class Answerer:
 
 
 def subjects(question: str, papers: list) -> list[str]:
-    """Names in the question that the papers mention (an answer must be cited to a paper mentioning one).
+    """Names in the question that name one of the papers (in its title): an answer must then be cited
+    to a paper that mentions one of them. "GPUs" or "LLMs" name no paper, so they restrict nothing.
 
     >>> from types import SimpleNamespace as P
-    >>> subjects("How large is FILIP300M, and what does CLIP score?", [P(title="FILIP", abstract="We build FILIP300M.")])
-    ['FILIP300M']
+    >>> subjects("How many GPUs trained FILIP on FILIP300M?", [P(title="FILIP: Fine-grained", abstract="FILIP300M, 64 GPUs.")])
+    ['FILIP', 'FILIP300M']
     """
+    titles = flat(" ".join(p.title for p in papers))
+    named = [n for n in names(question) if flat(n) and flat(n) in titles]
     text = flat(" ".join(f"{p.title} {p.abstract}" for p in papers))
-    return [n for n in names(question) if flat(n) and flat(n) in text]
+    # a paper's own short name also covers its variants mentioned in the question ("FILIP300M")
+    return [n for n in names(question) if flat(n) and flat(n) in text and any(flat(m) in flat(n) for m in named)]
+
+
+def mentions_the_question(question: str, paper) -> bool:
+    """A paper can answer by quotes alone only if it mentions at least one name the question uses (if any).
+
+    >>> from types import SimpleNamespace as P
+    >>> mentions_the_question("What patch size does Qwen2-VL use?", P(title="ViT survey", abstract="ViTs use patches."))
+    False
+    """
+    qnames = [flat(n) for n in names(question) if flat(n)]
+    return not qnames or any(n in flat(f"{paper.title} {paper.abstract}") for n in qnames)
 
 
 def premise_note(question: str, papers: list) -> str:

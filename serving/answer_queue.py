@@ -30,7 +30,7 @@ import threading
 import time
 from collections import deque
 
-from rag.errors import RagError
+from rag.errors import Cancelled, RagError
 
 DEFAULT_SERVICE_S = 20.0  # assumed answer time until one has been measured
 
@@ -41,10 +41,6 @@ class Busy(RagError):
     def __init__(self, running: int, waiting: int, retry_after_s: float):
         self.retry_after_s = retry_after_s
         super().__init__(f"the server is busy ({running} answering, {waiting} waiting); try again in ~{retry_after_s:.0f} s")
-
-
-class Cancelled(RagError):
-    """The request was cancelled while it waited."""
 
 
 class Ticket:

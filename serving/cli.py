@@ -95,6 +95,24 @@ def load_app(args):
 
 
 def cmd_ingest(args) -> int:
+    import rag
+    from serving.ingest_jobs import ingest_via_server, running_server
+
+    settings = rag.Settings.load(args.config, **settings_overrides(args))
+    server = None if args.dry_run else running_server(settings.data_dir)
+    if server is not None:  # `rag serve` holds this data dir: it is the one writer, hand it the files
+        print(f"a server is running on {settings.data_dir} ({server['url']}): ingesting through it", file=sys.stderr)
+        paths = args.paths or [str(p) for p in settings.corpus]
+        job = ingest_via_server(server, paths, on_progress=lambda j: print(
+            f"  {j['stage'] or j['state']}: {j['done']:,}/{j['total']:,}", file=sys.stderr) if j["total"] else None)
+        report = job["report"]
+        if args.json:
+            print(json.dumps(report, indent=2))
+        else:
+            print(f"{report['papers']} papers: {report['added']} added, {report['updated']} updated, {report['unchanged']} "
+                  f"unchanged; {report['chunks_written']} chunks written, {report['points_total']} in the index "
+                  f"(served by {server['url']}, answering from them now)")
+        return 0
     with load_app(args) as app:
         report = app.ingest(args.paths or None, progress=True, dry_run=args.dry_run, strict=args.strict)
     if args.json:

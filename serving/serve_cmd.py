@@ -1,4 +1,5 @@
-"""`rag serve`: the chat UI on http://127.0.0.1:7860 (ingests the sample corpus first if the index is empty)."""
+"""`rag serve`: the chat UI and the HTTP API on http://127.0.0.1:7860 (ingests the sample corpus first
+if the index is empty). ``serving.concurrency`` answers are generated at once (llama.cpp slots)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ log = logging.getLogger("rag.serve")
 
 def add_serve_command(sub, common) -> None:
     """Register ``rag serve [--host HOST] [--port PORT]`` on the `rag` subparsers."""
-    p = sub.add_parser("serve", help="the Gradio chat UI (http://127.0.0.1:7860 by default)")
+    p = sub.add_parser("serve", help="the chat UI and the OpenAI-compatible API (http://127.0.0.1:7860 by default)")
     p.add_argument("--host", default=None, help="address to bind (default: serving.host, 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="port (default: serving.port, 7860)")
     p.add_argument("--concurrency", type=int, default=None, help="answers generated at once (default: serving.concurrency)")
@@ -43,14 +44,15 @@ def prepare(app) -> None:
 
 def cmd_serve(args) -> int:
     from serving.cli import load_app
-    from serving.ui import launch
+    from serving.server import serve
 
     app = load_app(args)
     try:
         settings = serving_settings(app, args.host, args.port, getattr(args, "concurrency", None))
+        app.settings.generation.parallel = settings.concurrency  # one llama.cpp slot per concurrent answer
         prepare(app)
-        log.warning("serving on http://%s:%d (Ctrl+C to stop)", settings.host, settings.port)
-        launch(app, settings)
+        log.warning("serving on http://%s:%d (UI; API at /v1; Ctrl+C to stop)", settings.host, settings.port)
+        serve(app, settings)
     finally:
         app.close()
     return 0

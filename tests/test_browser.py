@@ -28,7 +28,7 @@ ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 ANSWER_TIMEOUT_MS = 600_000  # one answer takes ~10-40 s on 2 idle cores, minutes on a busy machine
 QUESTION = "Which benchmark evaluates Chinese multimodal math and how large is it?"
 FOLLOW_UP = "Which models were evaluated on it?"
-UNANSWERABLE = "What learning rate did the original BERT paper use?"
+UNANSWERABLE = "What speedup does FlashAttention-3 achieve over FlashAttention-2 on H100 GPUs?"
 
 
 def free_port() -> int:
@@ -37,21 +37,58 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class Tracker:
+    """A local HTTP server that counts every request: a page that loads a URL from a paper hits it."""
+
+    def __init__(self):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        import threading
+
+        hits = self.hits = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                hits.append(self.path)
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def tracker():
+    t = Tracker()
+    yield t
+    t.close()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, tracker):
     import rag
     from rag.config import ServingSettings
-    from serving import ui
+    from serving import server as srv
     from serving.serve_cmd import prepare
 
     # RAG_TEST_DATA_DIR: reuse an index built by an earlier run (ingest takes minutes on CPU)
     app = rag.load("cpu", data_dir=os.environ.get("RAG_TEST_DATA_DIR") or tmp_path_factory.mktemp("browser"))
     prepare(app)  # ingest the sample corpus, load both models
+    poison = tmp_path_factory.mktemp("poison") / "poison.jsonl"
+    url = f"http://127.0.0.1:{tracker.port}"
+    poison.write_text(json.dumps({"title": "PixelBeacon: A Benchmark for Tracking Pixels", "abstract": (
+        f"PixelBeacon is a benchmark of 4,321 web pages for tracking pixels. ![beacon]({url}/markdown.png) "
+        f"<img src=\"{url}/html.png\"> Details are at {url}/link and [here]({url}/anchor).")}) + "\n")
+    app.ingest([poison], progress=False)
     titles = {h.title for h in app.search("multimodal", k=1000, mode="dense")}
-    demo = ui.launch(app, ServingSettings(port=free_port()), prevent_thread_lock=True, quiet=True)
-    yield app, demo, titles
-    demo.close()
-    app.close()
+    with srv.Running(app, ServingSettings(port=free_port(), concurrency=1)) as running:
+        yield app, running, titles
 
 
 @pytest.fixture(scope="module")
@@ -68,13 +105,13 @@ def browser():
 
 @pytest.fixture
 def page(browser, served):
-    _, demo, _ = served
+    _, running, _ = served
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     pg = context.new_page()
     pg.set_default_timeout(60_000)
     pg.requests = []  # every URL the page asked for
     pg.on("request", lambda r: pg.requests.append(r.url))
-    pg.goto(demo.local_url, wait_until="domcontentloaded")
+    pg.goto(running.url, wait_until="domcontentloaded")
     pg.locator("#rag-question textarea").wait_for(state="visible")
     yield pg
     context.close()
@@ -139,9 +176,39 @@ def test_chat_cites_sources_follow_up_and_feedback(page, served):
 def test_unanswerable_question_is_refused(page, served):
     app, _, _ = served
     text = ask(page, UNANSWERABLE, turn=1)
-    assert app.settings.answer.refusal_text in text
+    assert app.settings.answer.refusal_text in text and "FlashAttention-3" in text
     assert page.locator("#rag-sources .rag-src.cited").count() == 0
     page.locator("#rag-new-chat").click()
     page.locator('#rag-sources-list[data-turn="0"]').wait_for(state="attached")
     assert page.locator('#rag-chat [data-testid="bot"]').count() == 0
+    assert_all_local(page)
+
+
+def test_a_poisoned_abstract_fetches_nothing(page, served, tracker):
+    """An abstract with a Markdown image, an <img> tag and links to a local tracker: shown as text, never loaded."""
+    text = ask(page, "What is PixelBeacon and how many web pages does it contain?", turn=1)
+    panel = page.locator("#rag-sources")
+    assert "PixelBeacon" in panel.inner_text()
+    assert f"127.0.0.1:{tracker.port}/markdown.png" in panel.inner_text()  # visible as text
+    page.wait_for_timeout(1500)  # give any stray load a moment
+    assert tracker.hits == [], f"the page fetched {tracker.hits}"
+    assert page.locator(f'img[src*="{tracker.port}"]').count() == 0
+    assert page.locator(f'a[href*="{tracker.port}"]').count() == 0
+    assert not [u for u in page.requests if f":{tracker.port}" in u]
+    assert text.strip()
+
+
+def test_stop_frees_the_slot(page, served):
+    import httpx
+
+    _, running, _ = served
+    box = page.locator("#rag-question textarea")
+    box.fill(QUESTION)
+    box.press("Enter")
+    page.locator("#rag-sources .rag-src").first.wait_for(state="visible", timeout=ANSWER_TIMEOUT_MS)  # sources came first
+    page.locator("#rag-stop").click()
+    deadline = time.time() + 3
+    while time.time() < deadline and httpx.get(f"{running.url}/healthz").json()["queue"]["running"]:
+        time.sleep(0.1)
+    assert httpx.get(f"{running.url}/healthz").json()["queue"]["running"] == 0, "Stop did not free the answer slot"
     assert_all_local(page)

@@ -237,3 +237,30 @@ def test_openai_backend_against_a_real_llamacpp_http_server(tmp_path_factory):
                            tmp_path_factory.mktemp("c7"))
     with pytest.raises(GenerationError, match="cannot reach the generation server"):
         down.complete(QUESTION, max_new_tokens=4)
+
+
+@pytest.mark.slow
+def test_transformers_batches_concurrent_requests(tmp_path):
+    """parallel=3: concurrent requests share generate() calls, each streams its own greedy answer."""
+    g = build_generator(GenerationSettings(backend="transformers", model=SMOL, n_ctx=2048, max_new_tokens=16, parallel=3),
+                        tmp_path)
+    try:
+        alone = g.complete(QUESTION, max_new_tokens=16)
+        other = [{"role": "user", "content": "What is the capital of Italy? Answer in one word."}]
+        results: dict[int, str] = {}
+        prompts = [QUESTION, other, QUESTION]
+        threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, g.complete(prompts[i], max_new_tokens=16)))
+                   for i in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=300)
+        assert "paris" in results[0].lower() and "rome" in results[1].lower() and results[0] == results[2]
+        assert results[0] == alone  # batching (left padding) does not change a greedy answer here
+        assert max(g._batcher.batches) >= 2
+        it = g.stream(QUESTION, max_new_tokens=16)
+        assert next(it)
+        it.close()  # cancels its row
+        assert "paris" in g.complete(QUESTION, max_new_tokens=16).lower()
+    finally:
+        g.close()

@@ -452,3 +452,15 @@ def test_server_going_away_is_a_one_line_store_error():
             st.count()
     finally:
         st.close()
+
+
+def test_facets(filled):
+    store, pts = filled
+    dates = dict(store.facet("dates"))
+    assert dates["Mar 11"] == sum("Mar 11" in p.payload["dates"] for p in pts)
+    assert set(dates) == {d for p in pts for d in p.payload["dates"]}
+    assert set(dict(store.facet("sources"))) == {"000.txt", "001.txt", "002.txt", "003.txt"}
+
+
+def test_facets_agree_across_backends(both):
+    assert both["edge"].facet("dates") == both["server"].facet("dates")

@@ -1,12 +1,14 @@
-"""The Gradio UI with fake models: build, serve on a free port, call it like a program would.
+"""The chat UI with fake models: rendering, then a real server on a free port, called like a program would.
 
-One server (module fixture) backs the API tests: FakeEmbedder + FakeGenerator over the sample
-corpus in an in-memory Qdrant.
+One server (module fixture, ``serving.server.Running``) backs the tests: FakeEmbedder + FakeGenerator
+over the sample corpus in an in-memory Qdrant.
 """
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +23,7 @@ from rag.answer import Answer, Citation, Quote  # noqa: E402
 from rag.config import ServingSettings  # noqa: E402
 from rag.retrieval import Hit  # noqa: E402
 from rag.testing import FakeEmbedder, FakeGenerator  # noqa: E402
-from serving import ui  # noqa: E402
+from serving import feedback, render, server as srv, ui  # noqa: E402
 
 CMM = "Which benchmark evaluates Chinese multimodal math?"
 CMM_TITLE = "CMM-Math: A Chinese Multimodal Math Dataset"
@@ -44,28 +46,28 @@ def app(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(app):
-    demo = ui.launch(app, ServingSettings(port=free_port()), prevent_thread_lock=True, quiet=True)
-    assert demo.local_url.startswith("http://127.0.0.1:")
-    yield demo
-    demo.close()
+    with srv.Running(app, ServingSettings(port=free_port(), concurrency=2)) as running:
+        assert running.url.startswith("http://127.0.0.1:")
+        yield running
 
 
 def client(server):
     from gradio_client import Client
 
-    return Client(server.local_url, verbose=False)
+    return Client(server.url, verbose=False)
 
 
 def chat_text(history: list, i: int = -1) -> str:
+    """The message's HTML with entities decoded (rendering writes ':' '(' '[' as entities)."""
     content = history[i]["content"]
     if isinstance(content, list):
-        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
-    return str(content)
+        content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return html.unescape(str(content))
 
 
 # -- pure rendering -----------------------------------------------------------------------
 def test_highlight_escapes_and_marks():
-    out = ui.highlight("A <script>x</script> math benchmark; mathematics", ["math", "benchmark"])
+    out = render.highlight("A <script>x</script> math benchmark; mathematics", ["math", "benchmark"])
     assert "<script>" not in out and "&lt;script&gt;" in out
     assert out.count("<mark>") == 2 and "<mark>math</mark>" in out and "mathematics" in out
 
@@ -74,21 +76,21 @@ def test_render_answer_and_sources_show_titles():
     srcs = [Hit("Paper <One>", 0.5, "about math", "p1", pages=["000.txt (Mar 13)"]), Hit("Paper Two", 0.4, "other", "p2")]
     a = Answer("math?", "It is about math [1].", [Citation(1, "Paper <One>", "p1", "about math", [Quote("about", 0, 5, "x")])],
                srcs, refused=False)
-    text = ui.render_answer(a)
+    text = render.render_answer(a)
     assert "<sup" in text and "[1]" in text and "Paper &lt;One&gt;" in text and "<One>" not in text
     assert '<blockquote class="rag-quote">&ldquo;about&rdquo;</blockquote>' in text  # the quote under the answer
-    panel = ui.render_sources(a)
+    panel = render.render_sources(a)
     assert panel.count('class="rag-src') == 2 and panel.count("cited</span>") == 1
     assert '<mark class="rag-quote">about</mark>' in panel  # highlighted in the sources panel
-    assert "<mark>math</mark>" in panel and "000.txt (Mar 13)" in panel and "Paper &lt;One&gt;" in panel
+    assert "<mark>math</mark>" in panel and "000.txt (Mar 13)" in html.unescape(panel) and "Paper &lt;One&gt;" in panel
     refused = Answer("q", "I could not find this in the indexed papers.", [], srcs, refused=True, related=srcs[:1])
-    assert ui.render_answer(refused) == ("I could not find this in the indexed papers.\n\nClosest papers (not sources): "
+    assert render.render_answer(refused) == ("I could not find this in the indexed papers.\n\nClosest papers (not sources): "
                                          "Paper &lt;One&gt;")
 
 
 def test_write_feedback_is_thread_safe(tmp_path):
     rec = {"question": "q", "answer": "a", "citations": [], "sources": ["t"]}
-    threads = [threading.Thread(target=ui.write_feedback, args=(tmp_path, rec, "up")) for _ in range(20)]
+    threads = [threading.Thread(target=feedback.write_feedback, args=(tmp_path, rec, "up")) for _ in range(20)]
     for t in threads:
         t.start()
     for t in threads:
@@ -100,31 +102,37 @@ def test_write_feedback_is_thread_safe(tmp_path):
 def test_auth_from_env(monkeypatch):
     monkeypatch.delenv("RAG_UI_USERNAME", raising=False)
     monkeypatch.delenv("RAG_UI_PASSWORD", raising=False)
-    assert ui.auth_from(ServingSettings()) is None
-    assert ui.auth_from(ServingSettings(username="u", password="p")) == ("u", "p")
+    assert srv.auth_from(ServingSettings()) is None
+    assert srv.auth_from(ServingSettings(username="u", password="p")) == ("u", "p")
     monkeypatch.setenv("RAG_UI_USERNAME", "eve")
     monkeypatch.setenv("RAG_UI_PASSWORD", "secret")
-    assert ui.auth_from(ServingSettings()) == ("eve", "secret")
+    assert srv.auth_from(ServingSettings()) == ("eve", "secret")
     monkeypatch.delenv("RAG_UI_PASSWORD")
     with pytest.raises(rag.RagError, match="both"):
-        ui.auth_from(ServingSettings())
+        srv.auth_from(ServingSettings())
+
+
+def test_untrusted_text_cannot_become_an_image_or_a_link():
+    evil = "![x](http://127.0.0.1:9/p.png) <img src=http://127.0.0.1:9/q.png> [a](javascript:alert(1))"
+    srcs = [Hit("T", 1, evil, "p1")]
+    a = Answer("q", evil + " [1].", [Citation(1, "T", "p1", evil, [Quote(evil[:10], 0, 10, "x")])], srcs, refused=False)
+    for html_out in (render.render_answer(a), render.render_sources(a)):
+        assert "<img" not in html_out and "](" not in html_out and "http://" not in html_out
+        assert evil in html.unescape(re.sub(r"<[^>]+>", "", html_out))  # shown as text
 
 
 # -- built app ----------------------------------------------------------------------------
-def test_create_app_builds(app):
+def test_create_server_builds(app):
     import gradio as gr
 
-    demo = ui.create_app(app)
+    from serving.answer_queue import AnswerQueue
+    from serving.ingest_jobs import IngestJobs
+
+    demo = ui.create_ui(app, AnswerQueue(), IngestJobs(app), ServingSettings(), (["Mar 13"], ["000.txt"]))
     assert isinstance(demo, gr.Blocks)
-    names = {fn.api_name for fn in demo.fns.values()}
-    assert {"chat", "ask", "ask_stream"} <= names
-    dates, pages = ui.index_facets(app)
-    assert "Mar 13" in dates and any(v == "000_f8d5cab1cc16e04b.txt" for _, v in pages)
-
-
-def test_examples_are_questions():
-    qs = ui.example_questions()
-    assert "Which benchmark evaluates Chinese multimodal math and how large is it?" in qs and len(qs) >= 4 and all(q.endswith("?") for q in qs)
+    assert {"chat", "ask", "ask_stream"} <= {fn.api_name for fn in demo.fns.values()}
+    dates, files = srv.facets(app)
+    assert "Mar 13" in dates and "000_f8d5cab1cc16e04b.txt" in files
 
 
 # -- served -------------------------------------------------------------------------------
@@ -170,20 +178,20 @@ def test_chat_streams_and_renders_citations(server):
     assert len(updates) >= 2  # the question first, then streamed text, then the final answer
     assert chat_text(history, 0) == CMM
     text = chat_text(history)
-    assert "<sup" in text and "**Sources**" in text and CMM_TITLE in text
-    assert CMM_TITLE in sources and "cited</span>" in sources and "<mark>" in sources and box == ""
+    assert "<sup" in text and "<strong>Sources</strong>" in text and CMM_TITLE in text and "rag-quote" in text
+    assert CMM_TITLE in html.unescape(sources) and "cited</span>" in sources and "<mark>" in sources and box == ""
 
 
 def test_chat_follow_up_uses_history(server):
     c = client(server)  # one client = one session: the server keeps the conversation
     c.predict("What is NVLM and how does it compare to GPT-4o?", [], 5, [], [], api_name="/chat")
     history, sources, _ = c.predict("What training data does it use?", [], 5, [], [], api_name="/chat")
-    assert "Retrieved for: <em>What training data does NVLM use?" in sources
+    assert "Retrieved for: <em>What training data does NVLM use?" in html.unescape(sources)
 
 
 def test_chat_filters_restrict_sources(server):
     history, sources, _ = client(server).predict(CMM, [], 3, ["Mar 13"], [], api_name="/chat")
-    assert "(Mar 13)" in sources and sources.count('class="rag-src') <= 3
+    assert "(Mar 13)" in html.unescape(sources) and sources.count('class="rag-src') <= 3
 
 
 @pytest.mark.parametrize("bad,expected", [
@@ -225,10 +233,14 @@ def test_model_error_shows_message_and_next_question_works(app, server):
 def test_feedback_writes_a_record(app, server):
     import gradio as gr
 
+    from serving.answer_queue import AnswerQueue
+    from serving.ingest_jobs import IngestJobs
+
+    demo = ui.create_ui(app, AnswerQueue(), IngestJobs(app), ServingSettings(), ([], []))
     state = ui._new_state()
-    fn = next(f.fn for f in server.fns.values() if getattr(f.fn, "__name__", "") == "chat")
+    fn = next(f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "chat")
     *_, (history, _, _, state) = fn(CMM, [], state, 5, [], [])
-    on_like = next(f.fn for f in server.fns.values() if getattr(f.fn, "__name__", "") == "on_like")
+    on_like = next(f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "on_like")
     path = app.settings.data_dir / "feedback.jsonl"
     before = path.read_text().count("\n") if path.exists() else 0
     assert on_like(state, gr.LikeData(None, {"index": len(history) - 1, "value": "x", "liked": True}))

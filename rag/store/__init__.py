@@ -109,7 +109,7 @@ class VectorStore(ABC):
     """
 
     name: str
-    GUARDED = ("upsert", "delete_paper", "delete_stale", "set_paper_payload", "payloads", "scroll", "count", "optimize",
+    GUARDED = ("upsert", "delete_paper", "delete_stale", "set_paper_payload", "payloads", "scroll", "facet", "count", "optimize",
                "flush", "close", "_search_many")
 
     def __init_subclass__(cls, **kw):
@@ -134,6 +134,9 @@ class VectorStore(ABC):
     @abstractmethod
     def scroll(self, filters: dict[str, Any], fields: list[str] | None = None, limit: int = 1000) -> list[tuple[str, dict]]:
         """(id, payload) of up to ``limit`` points matching ``filters`` (as in QuerySpec), in id order."""
+    @abstractmethod
+    def facet(self, field: str, limit: int = 1000) -> list[tuple[str, int]]:
+        """(value, points) of a keyword-indexed payload field (``dates``, ``sources``), most common first."""
     @abstractmethod
     def count(self, paper_id: str | None = None) -> int: ...
     @abstractmethod
@@ -174,6 +177,30 @@ class VectorStore(ABC):
     @staticmethod
     def _has_vector(spec: QuerySpec) -> bool:
         return (spec.dense if spec.mode == "dense" else spec.sparse) is not None
+
+
+class LockedStore:
+    """A store whose every call holds ``lock``: a long ingest shares the store with queries call by call.
+
+    >>> import threading
+    >>> s = LockedStore(open_store(StoreSettings(backend="server", url=":memory:"), Path("."), "lk", dim=2), threading.RLock())
+    >>> s.count(), s.name.startswith("server:")
+    (0, True)
+    """
+
+    def __init__(self, store: VectorStore, lock):
+        self._store, self._lock = store, lock
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._store, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args, **kw):
+            with self._lock:
+                return attr(*args, **kw)
+
+        return call
 
 
 def store_error(name: str, op: str, e: BaseException) -> StoreError:

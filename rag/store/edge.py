@@ -102,6 +102,10 @@ class EdgeStore(VectorStore):
                                                      with_payload=True if fields is None else (fields or False)))
         return sorted((str(r.id), dict(r.payload or {})) for r in recs)
 
+    def facet(self, field: str, limit: int = 1000) -> list[tuple[str, int]]:
+        res = self._shard.facet(self._q.FacetRequest(field, limit=limit, exact=True))
+        return sorted(((str(h.value), int(h.count)) for h in res.hits), key=lambda x: (-x[1], x[0]))
+
     def count(self, paper_id: str | None = None) -> int:
         return self._shard.count(self._q.CountRequest(exact=True, filter=self._papers([paper_id]) if paper_id else None))
 

@@ -92,6 +92,10 @@ class ServerStore(VectorStore):
                                       with_payload=True if fields is None else (fields or False), with_vectors=False)
         return sorted((str(r.id), dict(r.payload or {})) for r in recs)
 
+    def facet(self, field: str, limit: int = 1000) -> list[tuple[str, int]]:
+        res = self._client.facet(self.collection, field, limit=limit, exact=True)
+        return sorted(((str(h.value), int(h.count)) for h in res.hits), key=lambda x: (-x[1], x[0]))
+
     def count(self, paper_id: str | None = None) -> int:
         flt = self._paper_filter([paper_id]) if paper_id else None
         return self._client.count(self.collection, count_filter=flt, exact=True).count
