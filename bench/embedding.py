@@ -42,9 +42,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np  # noqa: E402
 
-from bench.retrieval import (  # noqa: E402
-    RESULTS, CpuMonitor, build_index, evaluate, load_questions, machine_info, md_table, wait_quiet, write_json,
-)
+from bench.common import RESULTS, CpuMonitor, machine_info, md_table, wait_quiet, write_json  # noqa: E402
+from bench.retrieval import build_index, evaluate, load_questions  # noqa: E402
 
 CHUNKS_PER_PAPER = 651 / 342
 VARIANTS = ["torch float32", "torch int8", "onnx float32", "onnx int8", "pool x2", "cuda float32", "cuda float16"]
@@ -138,7 +137,7 @@ def make(variant: str, work: Path, threads: int):
             raise RuntimeError("no CUDA GPU")
         bs = 128
         return _embedder(variant.split()[1], "cuda", bs), None
-    base = _embedder("float32")._model
+    base = _embedder("float32").sentence_transformer
     if variant.startswith("onnx "):
         return OnnxEncoder(base, variant.endswith("int8"), work, threads), None
     if variant.startswith("pool x"):

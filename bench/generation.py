@@ -20,13 +20,14 @@ import platform
 import resource
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from bench.common import wait_quiet  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results" / "generation.json"
 Q05, Q15 = "qwen2.5-coder-0.5b-instruct-q4_k_m", "qwen2.5-coder-1.5b-instruct-q4_k_m"
 DEFAULT_CASES = [("llamacpp", Q05), ("llamacpp", Q15), ("transformers", Q05)]
@@ -91,13 +92,6 @@ def run_case(backend: str, model: str, n_chars: int, new_tokens: int, threads: i
         "decode_tok_s": round((gen_tokens - 1) / (end - first), 2) if gen_tokens > 1 else None,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
-
-
-def wait_quiet(max_s: float) -> None:
-    """Wait (up to max_s) until the 1-minute load average is under 1, so other work does not skew timings."""
-    deadline = time.time() + max_s
-    while os.getloadavg()[0] >= 1.0 and time.time() < deadline:
-        time.sleep(5)
 
 
 def cpu_bench(args) -> None:

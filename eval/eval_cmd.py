@@ -4,8 +4,8 @@
     rag eval compare DIR_A DIR_B [--type TYPE]
     rag eval validate FILE
 
-Register it with ``add_eval_command(sub, common)`` where ``sub`` is the ``rag`` subparsers
-object and ``common`` the function adding --config/--data-dir/--set/-v.
+``register(sub)`` adds it to the ``rag`` subparsers; it uses only ``rag.cli_options`` (eval never
+imports the serving layer).
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ import sys
 import time
 from pathlib import Path
 
+from rag.cli_options import add_common, load_app, settings_from
 from rag.errors import InputError
 
 DEFAULT_QUESTIONS = Path(__file__).resolve().parent / "questions" / "test.jsonl"
 
 
-def add_eval_command(sub, common) -> argparse.ArgumentParser:
+def register(sub) -> argparse.ArgumentParser:
     """Add ``rag eval`` (with ``compare`` and ``validate`` sub-actions) to the ``rag`` subparsers."""
     p = sub.add_parser("eval", help="offline evaluation: retrieval, answers, baselines; compare runs; validate question files",
                        description="Run the question set through the system and write records.jsonl, summary.json and "
@@ -33,7 +34,7 @@ def add_eval_command(sub, common) -> argparse.ArgumentParser:
     p.add_argument("--retrieval-only", action="store_true", help="retrieval metrics only: no LLM")
     p.add_argument("--no-baselines", action="store_true", help="skip the BM25-only, extractive and closed-book baselines")
     p.add_argument("--skip-validation", action="store_true", help="run even if the question file does not validate against the corpus")
-    common(p)
+    add_common(p)
     p.set_defaults(handler=cmd_eval)
 
     actions = p.add_subparsers(dest="eval_action", metavar="{compare,validate}")
@@ -45,26 +46,15 @@ def add_eval_command(sub, common) -> argparse.ArgumentParser:
 
     v = actions.add_parser("validate", help="check a question file against the corpus (exit 2 on errors)")
     v.add_argument("file", metavar="FILE")
-    common(v)
-    # options given before `validate` (rag eval --config x validate F) must not be reset by its defaults
-    for action in v._actions:
-        if action.dest in ("config", "data_dir", "overrides", "verbose"):
-            action.default = argparse.SUPPRESS
+    add_common(v, inherit=True)  # options given before `validate` (rag eval --config x validate F) are kept
     v.set_defaults(handler=cmd_validate)
     return p
-
-
-def _settings(args):
-    from rag.config import Settings
-    from serving.cli import settings_overrides
-
-    return Settings.load(args.config, **settings_overrides(args))
 
 
 def cmd_validate(args) -> int:
     from eval.questions import load_questions, validate, corpus_index
 
-    settings = _settings(args)
+    settings = settings_from(args)
     questions = load_questions(args.file)
     titles, abstracts = corpus_index(settings.corpus)
     errors = validate(questions, titles, abstracts)
@@ -111,7 +101,6 @@ def cmd_eval(args) -> int:
     from eval.questions import corpus_index, load_questions, validate
     from eval.report import write_report
     from eval.runner import BASELINES, run_eval
-    from serving.cli import load_app
 
     if args.limit is not None and args.limit < 1:
         raise InputError(f"--limit must be at least 1, got {args.limit}")

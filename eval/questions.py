@@ -27,10 +27,8 @@ Example:
     []
     >>> validate([dict(qs[0], answer_facts=["Paper A"])], ["Paper A"], {"Paper A": "It does X."})  # a fact in the title
     []
-    >>> validate(qs + [dict(qs[0], type="bogus")], ["Paper A"], {"Paper A": "A does X."})  # doctest: +NORMALIZE_WHITESPACE
-    ["line 2 (q1): duplicate id 'q1' (first on line 1)", "line 2 (q1): unknown type 'bogus' (expected one of: emergency,
-    false_premise, followup, injection, list, multi, non_english, numeric, off_topic, semantic, single, title_lookup,
-    unanswerable)"]
+    >>> validate(qs + [dict(qs[0], type="bogus")], ["Paper A"], {"Paper A": "A does X."})  # doctest: +ELLIPSIS
+    ["line 2 (q1): duplicate id 'q1' (first on line 1)", "line 2 (q1): type: Input should be 'single', 'numeric', ...]
 """
 
 from __future__ import annotations
@@ -39,13 +37,15 @@ import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from rag.errors import InputError
 
 TYPES = ("single", "numeric", "multi", "title_lookup", "semantic", "unanswerable", "followup",
          "list", "false_premise", "non_english", "off_topic", "emergency", "injection")
 DECLINED = ("unanswerable", "off_topic", "emergency", "injection")  # no gold papers: the answer is a refusal
-REQUIRED = ("id", "type", "gold_titles", "answer_facts")
-OPTIONAL = ("question", "turns", "notes", "language")
 
 
 class QuestionFileError(InputError):
@@ -92,8 +92,47 @@ def _norm(text: str) -> str:
     return " ".join(str(text).casefold().split())
 
 
-def _is_str_list(value) -> bool:
-    return isinstance(value, list) and all(isinstance(x, str) for x in value)
+class QuestionRecord(BaseModel):
+    """The shape of one line of a question file (types and field names; the corpus checks are in ``validate``)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    id: str = Field(min_length=1, description="Unique id, e.g. dev-001.")
+    type: Literal[TYPES] = Field(description="Question type (see the module docstring).")  # type: ignore[valid-type]
+    gold_titles: list[str] = Field(description="Exact corpus titles that answer it (empty for declined types).")
+    answer_facts: list[str] = Field(description="Short strings copied from a gold abstract or title.")
+    question: str | None = Field(None, description="The question (every type but followup).")
+    turns: list[str] | None = Field(None, description="followup: [first turn, second turn].")
+    notes: str = Field("", description="Free text; 'paraphrase' allows facts not found verbatim.")
+    language: str | None = Field(None, description="non_english: ISO code of the question's language.")
+
+
+def _shape_errors(q: QuestionRecord) -> list[str]:
+    """Rules that depend on the type."""
+    errs = []
+    if q.type == "followup":
+        if not (q.turns and len(q.turns) == 2 and all(t.strip() for t in q.turns)):
+            errs.append("followup needs 'turns': a list of exactly 2 non-empty strings")
+        if q.question is not None:
+            errs.append("followup has 'turns' instead of 'question'")
+    else:
+        if q.turns is not None:
+            errs.append(f"'turns' is only for followup questions (type {q.type!r})")
+        if not (q.question or "").strip():
+            errs.append("missing or empty 'question'")
+    if q.type == "non_english" and not (q.language or "").strip():
+        errs.append("non_english question needs 'language' (an ISO code such as 'es')")
+    if q.type in DECLINED:
+        errs += [f"{q.type} question must have empty {name}" for name in ("gold_titles", "answer_facts") if getattr(q, name)]
+        return errs
+    if not q.gold_titles:
+        errs.append(f"{q.type} question needs at least one gold title")
+    if not q.answer_facts and q.type != "list":
+        errs.append(f"{q.type} question needs at least one answer fact")
+    if q.type in ("multi", "list") and len(set(q.gold_titles)) < 2:
+        errs.append(f"{q.type} question needs at least 2 distinct gold titles")
+    if len(set(q.gold_titles)) != len(q.gold_titles):
+        errs.append("duplicate gold title")
+    return errs
 
 
 def validate(questions: Iterable[Mapping], corpus_titles: Iterable[str],
@@ -104,92 +143,42 @@ def validate(questions: Iterable[Mapping], corpus_titles: Iterable[str],
     abstracts = {t: _norm(a) for t, a in abstracts_by_title.items()}
     errors: list[str] = []
     seen: dict[str, int] = {}
-    for i, q in enumerate(questions, 1):
-        line = q.get("_line", i) if isinstance(q, Mapping) else i
-        if not isinstance(q, Mapping):
+    for i, raw in enumerate(questions, 1):
+        line = raw.get("_line", i) if isinstance(raw, Mapping) else i
+        if not isinstance(raw, Mapping):
             errors.append(f"line {line}: expected a JSON object")
             continue
-        qid = q.get("id")
+        qid = raw.get("id")
         where = f"line {line} ({qid})" if isinstance(qid, str) else f"line {line}"
-
-        def err(msg: str) -> None:
-            errors.append(f"{where}: {msg}")
-
-        for key in REQUIRED:
-            if key not in q:
-                err(f"missing field {key!r}")
-        unknown = sorted(k for k in q if k not in REQUIRED + OPTIONAL and not k.startswith("_"))
-        if unknown:
-            err(f"unknown field(s) {', '.join(map(repr, unknown))}")
-        if "id" in q:
-            if not isinstance(qid, str) or not qid.strip():
-                err(f"id must be a non-empty string, got {qid!r}")
-            elif qid in seen:
-                err(f"duplicate id {qid!r} (first on line {seen[qid]})")
-            else:
-                seen[qid] = line
-        qtype = q.get("type")
-        if "type" in q and qtype not in TYPES:
-            err(f"unknown type {qtype!r} (expected one of: {', '.join(sorted(TYPES))})")
-        gold = q.get("gold_titles", [])
-        facts = q.get("answer_facts", [])
-        if "gold_titles" in q and not _is_str_list(gold):
-            err("gold_titles must be a list of strings")
-            gold = []
-        if "answer_facts" in q and not _is_str_list(facts):
-            err("answer_facts must be a list of strings")
-            facts = []
-        if "notes" in q and not isinstance(q["notes"], str):
-            err("notes must be a string")
-        if qtype == "non_english" and not (isinstance(q.get("language"), str) and q["language"].strip()):
-            err("non_english question needs 'language' (an ISO code such as 'es')")
-        notes = q.get("notes") if isinstance(q.get("notes"), str) else ""
-
-        # question text / turns
-        if qtype == "followup":
-            turns = q.get("turns")
-            if not (isinstance(turns, list) and len(turns) == 2 and all(isinstance(t, str) and t.strip() for t in turns)):
-                err("followup needs 'turns': a list of exactly 2 non-empty strings")
-            if "question" in q:
-                err("followup has 'turns' instead of 'question'")
-        elif qtype in TYPES:
-            if "turns" in q:
-                err(f"'turns' is only for followup questions (type {qtype!r})")
-            if not (isinstance(q.get("question"), str) and q["question"].strip()):
-                err("missing or empty 'question'")
-
-        # gold and facts
-        if qtype in DECLINED:
-            if gold:
-                err(f"{qtype} question must have empty gold_titles")
-            if facts:
-                err(f"{qtype} question must have empty answer_facts")
+        if isinstance(qid, str) and qid in seen:
+            errors.append(f"{where}: duplicate id {qid!r} (first on line {seen[qid]})")
+        elif isinstance(qid, str):
+            seen[qid] = line
+        try:
+            q = QuestionRecord.model_validate({k: v for k, v in raw.items() if not k.startswith("_")})
+        except ValidationError as e:
+            errors += [f"{where}: {'.'.join(map(str, err['loc'])) or 'line'}: {err['msg']}" for err in e.errors()]
             continue
-        if qtype in TYPES:
-            if not gold:
-                err(f"{qtype} question needs at least one gold title")
-            if not facts and qtype != "list":
-                err(f"{qtype} question needs at least one answer fact")
-            if qtype in ("multi", "list") and len(set(gold)) < 2:
-                err(f"{qtype} question needs at least 2 distinct gold titles")
-        if len(set(gold)) != len(gold):
-            err("duplicate gold title")
+        errors += [f"{where}: {msg}" for msg in _shape_errors(q)]
+        if q.type in DECLINED:
+            continue
         valid_gold = []
-        for g in gold:
+        for g in q.gold_titles:
             if g in titles:
                 valid_gold.append(g)
             elif _norm(g) in by_norm:
-                err(f"gold title {g!r} differs from the corpus title {by_norm[_norm(g)]!r} (case/spacing); use it exactly")
+                errors.append(f"{where}: gold title {g!r} differs from the corpus title {by_norm[_norm(g)]!r} "
+                              "(case/spacing); use it exactly")
             else:
-                err(f"gold title not in the corpus: {g!r}")
-        if "paraphrase" in notes.casefold() or not valid_gold:
+                errors.append(f"{where}: gold title not in the corpus: {g!r}")
+        if "paraphrase" in q.notes.casefold() or not valid_gold:
             continue
-        for fact in facts:
+        for fact in q.answer_facts:
             nf = _norm(fact)
             if not nf:
-                err("empty answer fact")
+                errors.append(f"{where}: empty answer fact")
             elif not any(nf in abstracts.get(g, "") or nf in _norm(g) for g in valid_gold):
-                err(f"fact {fact!r} not found in any gold abstract or title (add 'paraphrase' to notes if intended)")
+                errors.append(f"{where}: fact {fact!r} not found in any gold abstract or title (add 'paraphrase' to notes if intended)")
     return errors
 
 

@@ -134,7 +134,7 @@ def run_eval(app, questions: Iterable[Mapping], out_dir: str | Path, limit: int 
     summary.update(
         config_hash=config_hash,
         models=model_ids(app, answering=not retrieval_only),
-        settings=app.settings.model_dump(mode="json", exclude={"serving"}),
+        settings=app.settings.public_dump(),
         questions_file=questions_file,
         n_skipped_resumed=skipped,
         question_ids=[r["id"] for r in records],

@@ -198,3 +198,29 @@ def assess(s: Signals) -> Verdict:
     if s.best_evidence < MIN_EVIDENCE and not s.name_match:
         return Verdict(False, "weak_evidence" if s.topical else "off_topic", False, s)
     return Verdict(True, "", s.best_evidence >= CONFIDENT_EVIDENCE and not s.asked_missing, s)
+
+
+def subjects(question: str, papers: list) -> list[str]:
+    """Names in the question that name one of the papers (in its title): an answer must then be cited
+    to a paper that mentions one of them. "GPUs" or "LLMs" name no paper, so they restrict nothing.
+
+    >>> from types import SimpleNamespace as P
+    >>> subjects("How many GPUs trained FILIP on FILIP300M?", [P(title="FILIP: Fine-grained", abstract="FILIP300M, 64 GPUs.")])
+    ['FILIP', 'FILIP300M']
+    """
+    titles = flat(" ".join(p.title for p in papers))
+    named = [n for n in names(question) if flat(n) and flat(n) in titles]
+    text = flat(" ".join(f"{p.title} {p.abstract}" for p in papers))
+    # a paper's own short name also covers its variants mentioned in the question ("FILIP300M")
+    return [n for n in names(question) if flat(n) and flat(n) in text and any(flat(m) in flat(n) for m in named)]
+
+
+def mentions_the_question(question: str, paper) -> bool:
+    """A paper can answer by quotes alone only if it mentions at least one name the question uses (if any).
+
+    >>> from types import SimpleNamespace as P
+    >>> mentions_the_question("What patch size does Qwen2-VL use?", P(title="ViT survey", abstract="ViTs use patches."))
+    False
+    """
+    qnames = [flat(n) for n in names(question) if flat(n)]
+    return not qnames or any(n in flat(f"{paper.title} {paper.abstract}") for n in qnames)

@@ -168,7 +168,7 @@ class Settings(_Section):
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings, description="Search behaviour.")
     generation: GenerationSettings = Field(default_factory=GenerationSettings, description="Answer-generating LLM.")
     answer: AnswerSettings = Field(default_factory=AnswerSettings, description="Prompting, citation and refusal.")
-    serving: ServingSettings = Field(default_factory=ServingSettings, description="Gradio UI.")
+    serving: ServingSettings = Field(default_factory=ServingSettings, description="The server: chat UI and OpenAI-compatible HTTP API on one port.")
 
     @classmethod
     def load(cls, config: str | Path | dict | None = None, **overrides: Any) -> "Settings":
@@ -194,9 +194,21 @@ class Settings(_Section):
             key["precision"] = self.embedding.precision
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
 
+    def public_dump(self) -> dict:
+        """The settings without secrets (API keys, passwords) and serving details: safe to write into reports.
+
+        >>> "api_key" in json.dumps(Settings.load(None, **{"store.api_key": "s3cret"}).public_dump())
+        False
+        """
+        return self.model_dump(mode="json", exclude={"serving": True, "store": {"api_key"}, "generation": {"api_key"}})
+
     def config_hash(self) -> str:
-        """Hash of the whole configuration except paths, for eval records."""
-        d = self.model_dump(mode="json", exclude={"data_dir", "cache_dir", "corpus", "serving"})
+        """Hash of what changes answers (no paths, no secrets, no serving details), for eval records.
+
+        >>> Settings.load(None, **{"store.api_key": "a"}).config_hash() == Settings.load(None, **{"store.api_key": "b"}).config_hash()
+        True
+        """
+        d = {k: v for k, v in self.public_dump().items() if k not in ("data_dir", "cache_dir", "corpus")}
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -58,6 +58,11 @@ class Embedder:
         self.dim = int(self._model.get_embedding_dimension())
         log.info("embedding model %s on %s (%s), dim %d", settings.model, device, settings.precision, self.dim)
 
+    @property
+    def sentence_transformer(self):
+        """The underlying SentenceTransformer (for exporting it, e.g. to ONNX in bench/embedding.py)."""
+        return self._model
+
     def embed_documents(self, texts: list[str], progress: bool | None = None) -> list[list[float]]:
         show = self.settings.show_progress if progress is None else progress
         with self._lock:

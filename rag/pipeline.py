@@ -24,7 +24,6 @@ Example (fakes; the real models run the same code):
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
@@ -37,54 +36,16 @@ from rag.answer import (ANSWER, EMERGENCY, EXTRACTIVE, INJECTION, LIST, OFF_TOPI
 from rag.citations import Attributor
 from rag.errors import Cancelled, InputError
 from rag.intent import classify
-from rag.prompting import (ANSWER_SCHEMA, answer_messages, closed_book_messages, rewrite_messages,
+from rag.output import AnswerStream, parse_output
+from rag.prompting import (ANSWER_SCHEMA, answer_messages, closed_book_messages, premise_note, rewrite_messages,
                            translate_messages)
+from rag.replies import EMERGENCY_TEXT, INJECTION_TEXT, OFF_TOPIC_TEXT, refusal
 from rag.retrieval import Hit, check_query
-from rag.sentences import flat, names, number_mentions, numbers, split_sentences
+from rag.sentences import split_sentences
 
 log = logging.getLogger(__name__)
-_DECLINED = re.compile(r'"found"\s*:\s*false')
 CLOSED_BOOK_TOKENS = 120  # 1-3 sentences; the baseline need not pay for long answers
 TRANSLATE_TOKENS = 300
-
-INJECTION_TEXT = ("I can't do that. I answer only from the indexed papers: I don't reveal my instructions, and I never "
-                  "invent papers, quotes or citations. Ask me a question about the indexed papers.")
-OFF_TOPIC_TEXT = ("That is outside what I cover: I answer questions about the indexed research papers (machine "
-                  "learning, mostly multimodal models, benchmarks and datasets), with quotes and citations. "
-                  "Ask me about a model, a dataset, a method or a result.")
-EMERGENCY_TEXT = {
-    "en": "If this is an emergency, call your local emergency number now (112 in Europe, 911 in the US and Canada, "
-          "999 in the UK), or a poison control centre if someone swallowed something. If you are thinking about "
-          "ending your life, please call or text a crisis line now (988 in the US) or your local emergency number. "
-          "I only answer questions about research papers and cannot give medical advice.",
-    "es": "Si es una emergencia, llame ahora al número de emergencias local (112 en Europa, 911 en EE. UU. y México) "
-          "o a un centro de toxicología si alguien ingirió algo. Si piensa en quitarse la vida, llame ahora a una "
-          "línea de crisis o al número de emergencias. Solo respondo preguntas sobre artículos de investigación.",
-    "fr": "En cas d'urgence, appelez maintenant le numéro d'urgence local (112 en Europe, 15 ou 18 en France) ou un "
-          "centre antipoison si quelqu'un a avalé quelque chose. Si vous pensez à mettre fin à vos jours, appelez "
-          "maintenant une ligne d'écoute (3114 en France). Je réponds seulement à des questions sur des articles de recherche.",
-    "de": "Im Notfall rufen Sie jetzt die örtliche Notrufnummer an (112 in Europa) oder den Giftnotruf, wenn jemand "
-          "etwas verschluckt hat. Wenn Sie daran denken, sich das Leben zu nehmen, rufen Sie jetzt eine Krisenhotline "
-          "an (in Deutschland 0800 111 0 111). Ich beantworte nur Fragen zu Forschungsartikeln.",
-    "pt": "Se for uma emergência, ligue agora para o número de emergência local (112 na Europa, 192 ou 193 no Brasil) "
-          "ou para um centro de intoxicações se alguém engoliu algo. Se está a pensar em pôr fim à vida, ligue agora "
-          "para uma linha de apoio (188 no Brasil). Só respondo a perguntas sobre artigos de investigação.",
-    "it": "Se è un'emergenza, chiami subito il numero di emergenza locale (112 in Europa) o un centro antiveleni se "
-          "qualcuno ha ingerito qualcosa. Se pensa di togliersi la vita, chiami subito una linea di supporto o il 112. "
-          "Rispondo solo a domande su articoli di ricerca.",
-    "zh": "如果这是紧急情况，请立即拨打当地急救电话（中国大陆 120，欧洲 112，美国 911）；如有人误服药物或毒物，请联系中毒急救中心。"
-          "如果您有轻生的念头，请立即拨打心理危机干预热线或当地急救电话。我只回答关于研究论文的问题，不能提供医疗建议。",
-}
-
-
-REFUSAL_TEXT = {  # the refusal in the languages the translator has a worked example for; others are translated
-    "es": ("No encontré esto en los artículos indexados.", "Los artículos indexados no mencionan {}."),
-    "fr": ("Je n'ai pas trouvé cela dans les articles indexés.", "Les articles indexés ne mentionnent pas {}."),
-    "de": ("Ich habe das in den indexierten Artikeln nicht gefunden.", "Die indexierten Artikel erwähnen {} nicht."),
-    "pt": ("Não encontrei isto nos artigos indexados.", "Os artigos indexados não mencionam {}."),
-    "it": ("Non ho trovato questo negli articoli indicizzati.", "Gli articoli indicizzati non menzionano {}."),
-    "zh": ("我在已索引的论文中没有找到这一点。", "已索引的论文没有提到 {}。"),
-}
 
 
 class Answerer:
@@ -210,7 +171,8 @@ class Answerer:
         json_mode = s.output == "json" and getattr(self.app.generator, "supports_json_schema", False)
         messages = answer_messages(question, selection, s.refusal_text, json_mode, premise_note(question, chosen))
         att = Attributor(chosen, s.attribution_threshold, scorer=self.scorer,
-                         evidence={i: idx for i, (_, idx) in enumerate(selection)}, subjects=subjects(question, papers),
+                         evidence={i: idx for i, (_, idx) in enumerate(selection)},
+                         subjects=answerability.subjects(question, papers),
                          question=question)
         t = time.perf_counter()
         found = yield from self._verified(self._generate(messages, json_mode, timings, cancel=cancel), att, json_mode,
@@ -218,7 +180,7 @@ class Answerer:
         result = att.result()
         if not found or not result.citations:
             reason = "model" if not found else "unsupported"
-            if verdict.confident and mentions_the_question(question, selection[0][0]):
+            if verdict.confident and answerability.mentions_the_question(question, selection[0][0]):
                 return self._extractive_fallback(selection, base, timings, t0, reason, result)
             return self._refusal(base, timings, t0, reason, "", hits, dropped=result.dropped)
         timings["total_s"] = time.perf_counter() - t0
@@ -328,11 +290,9 @@ class Answerer:
 
     def _in_language(self, answer: Answer, intent) -> str:
         """The answer's text in the question's language: fixed wording for refusals where we have it."""
-        fixed = REFUSAL_TEXT.get(intent.language)
-        if answer.kind == REFUSAL and fixed:
-            missing = answer.signals.get("missing") if answer.refusal_reason == "missing_terms" else None
-            return fixed[0] + (" " + fixed[1].format(", ".join(missing[:3])) if missing else "")
-        return self._translate(answer.text, intent.language_name, keep_markers=True)
+        missing = answer.signals.get("missing") if answer.refusal_reason == "missing_terms" else None
+        fixed = refusal(intent.language, missing) if answer.kind == REFUSAL else None
+        return fixed or self._translate(answer.text, intent.language_name, keep_markers=True)
 
     def _translate(self, text: str, language: str, keep_markers: bool = False) -> str:
         out = " ".join(self.app.generator.complete(translate_messages(text, language), max_new_tokens=TRANSLATE_TOKENS,
@@ -358,11 +318,10 @@ class Answerer:
         gen = self.app.generator
         t = time.perf_counter()
         first, pieces, raw = None, 0, []
-        extractor = JsonAnswerExtractor() if json_mode else None
+        extractor = AnswerStream() if json_mode else None
         stats: dict = {}
         stream = gen.stream(messages, max_new_tokens=max_new_tokens, json_schema=ANSWER_SCHEMA if json_mode else None,
                             stats=stats)
-        declined = False
         for piece in stream:
             if cancel is not None and cancel.is_set():
                 stream.close()
@@ -372,8 +331,7 @@ class Answerer:
             pieces += 1
             raw.append(piece)
             visible = extractor.feed(piece) if extractor else piece
-            declined = declined or bool(json_mode and _DECLINED.search("".join(raw[:8])))
-            if visible and not declined:  # an answer written under found=false is never shown
+            if visible and not (extractor and extractor.found is False):  # an answer written under found=false is never shown
                 yield visible
         end = time.perf_counter()
         first = first or end
@@ -405,46 +363,6 @@ class Answerer:
         return self.app.generator_id()
 
 
-def subjects(question: str, papers: list) -> list[str]:
-    """Names in the question that name one of the papers (in its title): an answer must then be cited
-    to a paper that mentions one of them. "GPUs" or "LLMs" name no paper, so they restrict nothing.
-
-    >>> from types import SimpleNamespace as P
-    >>> subjects("How many GPUs trained FILIP on FILIP300M?", [P(title="FILIP: Fine-grained", abstract="FILIP300M, 64 GPUs.")])
-    ['FILIP', 'FILIP300M']
-    """
-    titles = flat(" ".join(p.title for p in papers))
-    named = [n for n in names(question) if flat(n) and flat(n) in titles]
-    text = flat(" ".join(f"{p.title} {p.abstract}" for p in papers))
-    # a paper's own short name also covers its variants mentioned in the question ("FILIP300M")
-    return [n for n in names(question) if flat(n) and flat(n) in text and any(flat(m) in flat(n) for m in named)]
-
-
-def mentions_the_question(question: str, paper) -> bool:
-    """A paper can answer by quotes alone only if it mentions at least one name the question uses (if any).
-
-    >>> from types import SimpleNamespace as P
-    >>> mentions_the_question("What patch size does Qwen2-VL use?", P(title="ViT survey", abstract="ViTs use patches."))
-    False
-    """
-    qnames = [flat(n) for n in names(question) if flat(n)]
-    return not qnames or any(n in flat(f"{paper.title} {paper.abstract}") for n in qnames)
-
-
-def premise_note(question: str, papers: list) -> str:
-    """A note for the model when the question states numbers that none of the papers does (a false premise?).
-
-    >>> from types import SimpleNamespace as P
-    >>> premise_note("Why does CMM-Math have only 5,000 samples?", [P(abstract="It has over 28,000 samples.")])
-    'Note: no quote states 5,000; answer with what the quotes say.'
-    """
-    stated = set(numbers(" ".join(p.abstract for p in papers)))
-    absent = [raw for n, raw in number_mentions(question) if n not in stated]
-    if not absent or not stated:
-        return ""
-    return f"Note: no quote states {', '.join(absent)}; answer with what the quotes say."
-
-
 def _with_abstract(p: evidence.SourcePaper) -> Hit:
     """The paper's hit with the whole abstract as its text (what the answer was made from)."""
     h = p.hit
@@ -458,69 +376,3 @@ def _drain(gen) -> str:
             next(gen)
         except StopIteration as stop:
             return stop.value
-
-
-def parse_output(raw: str, json_mode: bool) -> tuple[bool, str]:
-    """(found, answer text) from the model's raw output."""
-    if not json_mode:
-        return True, raw.strip()
-    try:
-        obj = json.loads(raw)
-        found, text = bool(obj.get("found", True)), str(obj.get("answer", "")).strip()
-    except (json.JSONDecodeError, AttributeError):  # cut off by max_new_tokens: keep what was written
-        log.info("model output is not complete JSON (token limit?): %r", raw[:200])
-        found = not re.search(r'"found"\s*:\s*false', raw)
-        text = JsonAnswerExtractor().feed(raw).strip() or raw.strip()
-    if text.startswith("{") and '"answer"' in text:  # small models sometimes nest the JSON in the answer
-        text = JsonAnswerExtractor().feed(text).strip() or text
-    return found, text
-
-
-class JsonAnswerExtractor:
-    """Streams the value of the ``"answer"`` string out of JSON arriving piece by piece.
-
-    >>> x = JsonAnswerExtractor()
-    >>> "".join(x.feed(p) for p in ['{"found": true, "ans', 'wer": "A \\\\"b', '\\\\" [1].', '"}'])
-    'A "b" [1].'
-    """
-
-    _ESC = {"n": "\n", "t": "\t", '"': '"', "\\": "\\", "/": "/", "b": "", "f": "", "r": ""}
-
-    def __init__(self):
-        self.buf = ""
-        self.pos = -1  # index in buf where the answer string starts; -1 = not yet
-        self.done = False
-
-    def feed(self, piece: str) -> str:
-        self.buf += piece
-        if self.done:
-            return ""
-        if self.pos < 0:
-            m = re.search(r'"answer"\s*:\s*"', self.buf)
-            if not m:
-                return ""
-            self.pos = m.end()
-        out, i = [], self.pos
-        while i < len(self.buf):
-            ch = self.buf[i]
-            if ch == "\\":
-                if i + 1 >= len(self.buf):
-                    break
-                nxt = self.buf[i + 1]
-                if nxt == "u":
-                    if i + 6 > len(self.buf):
-                        break
-                    out.append(chr(int(self.buf[i + 2 : i + 6], 16)))
-                    i += 6
-                    continue
-                out.append(self._ESC.get(nxt, nxt))
-                i += 2
-                continue
-            if ch == '"':
-                self.done = True
-                i += 1
-                break
-            out.append(ch)
-            i += 1
-        self.pos = i
-        return "".join(out)

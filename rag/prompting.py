@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import re
 
+from rag.sentences import number_mentions, numbers
+
 
 ANSWER_SCHEMA = {
     "type": "object",
@@ -125,3 +127,17 @@ def rewrite_messages(history: list[dict], question: str, max_chars: int = 200) -
     convo = "\n".join(lines)
     user = f"Conversation:\n{convo}\n\nLast question: {sanitize(question)}\n\nRewritten question:"
     return [{"role": "system", "content": REWRITE_SYSTEM}, {"role": "user", "content": user}]
+
+
+def premise_note(question: str, papers: list) -> str:
+    """A note for the model when the question states numbers that none of the papers does (a false premise?).
+
+    >>> from types import SimpleNamespace as P
+    >>> premise_note("Why does CMM-Math have only 5,000 samples?", [P(abstract="It has over 28,000 samples.")])
+    'Note: no quote states 5,000; answer with what the quotes say.'
+    """
+    stated = set(numbers(" ".join(p.abstract for p in papers)))
+    absent = [raw for n, raw in number_mentions(question) if n not in stated]
+    if not absent or not stated:
+        return ""
+    return f"Note: no quote states {', '.join(absent)}; answer with what the quotes say."

@@ -2,6 +2,7 @@
 
     GET  /v1/models                 -> {"object": "list", "data": [{"id": "paper-rag", ...}]}
     POST /v1/chat/completions       {"messages": [...], "stream": false|true}
+    POST /v1/search                 {"query": "...", "k": 5, "mode": "hybrid", "filters": {...}, "all_chunks": false}
     POST /v1/ingest                 {"paths": ["papers.jsonl", ...]}  -> the job (server-local paths)
     GET  /v1/ingest/{job}           -> the job: state, stage, done/total, report
 
@@ -187,6 +188,21 @@ def create_api(app, answer_queue, settings, ingest_jobs, ingest_token: str):
                       "total_tokens": answer.timings.get("prompt_tokens", 0) + answer.timings.get("completion_tokens", 0)},
             "rag": answer.to_dict(),
         }
+
+    @router.post("/search", dependencies=[Depends(auth)])
+    def search(body: dict):  # a plain def: FastAPI runs it in its thread pool
+        try:
+            query, k = body.get("query"), body.get("k", 5)
+            if not isinstance(query, str) or not isinstance(k, int) or isinstance(k, bool):
+                raise InputError("'query' must be text and 'k' a whole number")
+            filters = body.get("filters") or None
+            if filters is not None and not isinstance(filters, dict):
+                raise InputError("'filters' must be an object such as {\"date\": \"Mar 13\"}")
+            hits = app.search(query, k=k, filters=filters, mode=body.get("mode"),
+                              one_per_paper=False if body.get("all_chunks") else None)
+            return {"object": "list", "data": [h.to_dict() for h in hits]}
+        except (RagError, ValueError) as e:
+            return error(400, str(e), "invalid_request_error")
 
     @router.post("/ingest", dependencies=[Depends(ingest_auth)])
     async def ingest(request: Request):

@@ -1,4 +1,4 @@
-"""Ingest while serving: the server is the one writer of its data dir, so new files go through it.
+"""Ingest (and search) while serving: the server is the one writer of its data dir, so new files go through it.
 
 ``rag ingest FILES`` on a data dir that a running ``rag serve`` holds sends the paths to the server
 (``POST /v1/ingest``, see ``serving.api``) and follows the job; the chat's upload box does the same
@@ -155,3 +155,16 @@ def ingest_via_server(info: dict, paths: list[str], on_progress=None, poll_s: fl
     if job["state"] == "failed":
         raise RagError(f"ingest on the server failed: {job['error']}")
     return job
+
+
+def search_via_server(info: dict, query: str, k: int = 5, filters: dict | None = None, mode: str | None = None,
+                      all_chunks: bool = False) -> list[dict]:
+    """``rag search`` while ``rag serve`` holds the index: the server's ``POST /v1/search``; hits as dicts."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {info['api_key']}"} if info.get("api_key") else {}
+    body = {"query": query, "k": k, "filters": filters or None, "mode": mode, "all_chunks": all_chunks}
+    r = httpx.post(f"{info['url']}/v1/search", json=body, headers=headers, timeout=60)
+    if r.status_code != 200:
+        raise InputError(f"the server at {info['url']} refused the search: {r.json().get('error', {}).get('message', r.text)}")
+    return r.json()["data"]

@@ -11,7 +11,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 def pytest_collection_modifyitems(config, items):
     """gpu tests need CUDA; browser tests need Debian's chromium (scripts/setup.sh --dev installs it)."""
     cuda = False
-    if any("gpu" in item.keywords for item in items):
+    if any(item.get_closest_marker("gpu") for item in items):
         try:
             import torch
 
@@ -20,9 +20,9 @@ def pytest_collection_modifyitems(config, items):
             pass
     chromium = shutil.which("chromium") or os.path.exists("/usr/bin/chromium")
     for item in items:
-        if "gpu" in item.keywords and not cuda:
+        if item.get_closest_marker("gpu") and not cuda:
             item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU"))
-        if "browser" in item.keywords and not chromium:
+        if item.get_closest_marker("browser") and not chromium:
             item.add_marker(pytest.mark.skip(reason="needs chromium: sudo apt-get install chromium"))
 
 

@@ -193,3 +193,17 @@ def test_ingest_needs_the_token_from_serve_json(app, server):
     token = json.loads((app.settings.data_dir / "serve.json").read_text())["ingest_token"]
     r = httpx.post(f"{server.url}/v1/ingest", headers={**h, "X-Ingest-Token": token}, json={"paths": ["/no/such/file"]})
     assert r.status_code == 400 and "no such file" in r.json()["error"]["message"]
+
+
+def test_rag_search_goes_through_the_running_server(app, server, capsys):
+    """`rag search` on the served data dir asks the server (the index is open there) and prints its hits."""
+    from serving import cli
+
+    rc = cli.main(["search", "Chinese multimodal math benchmark", "-k", "3", "--json", "--config", "cpu",
+                   "--data-dir", str(app.settings.data_dir)])
+    hits = json.loads(capsys.readouterr().out)
+    assert rc == 0 and len(hits) == 3 and hits[0]["title"].startswith(CMM_TITLE)
+    assert hits == [h.to_dict() for h in app.search("Chinese multimodal math benchmark", k=3)]
+    r = httpx.post(f"{server.url}/v1/search", headers={"Authorization": "Bearer test-key"}, json={"query": "x", "k": "five"})
+    assert r.status_code == 400 and "whole number" in r.json()["error"]["message"]
+    assert httpx.post(f"{server.url}/v1/search", json={"query": "x"}).status_code == 401

@@ -75,7 +75,7 @@ def served(tmp_path_factory, tracker):
     import rag
     from rag.config import ServingSettings
     from serving import server as srv
-    from serving.serve_cmd import prepare
+    from serving.cmd_serve import prepare
 
     # RAG_TEST_DATA_DIR: reuse an index built by an earlier run (ingest takes minutes on CPU)
     app = rag.load("cpu", data_dir=os.environ.get("RAG_TEST_DATA_DIR") or tmp_path_factory.mktemp("browser"))

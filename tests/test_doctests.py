@@ -6,17 +6,19 @@ import pkgutil
 
 import pytest
 
+import bench
 import eval as eval_pkg
 import rag
 import serving
 
 MODULES = sorted(
-    m.name for pkg in (rag, serving, eval_pkg) for m in pkgutil.walk_packages(pkg.__path__, prefix=pkg.__name__ + ".")
+    m.name for pkg in (rag, serving, eval_pkg, bench) for m in pkgutil.walk_packages(pkg.__path__, prefix=pkg.__name__ + ".")
 )
 
 
 def test_every_package_is_collected():
-    assert {"rag.pipeline", "rag.store.ranking", "serving.ui", "eval.questions", "eval.compare", "rag.generation.hf"} <= set(MODULES)
+    assert {"rag.pipeline", "rag.store.ranking", "serving.ui", "eval.questions", "eval.compare", "rag.generation.hf",
+            "bench.common", "bench.synthetic"} <= set(MODULES)
 
 
 @pytest.mark.parametrize("name", MODULES)

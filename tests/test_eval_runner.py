@@ -201,7 +201,7 @@ def test_compare_flags_a_real_difference(run_dir, tmp_path):
 
 def test_eval_cli_with_fake_app(fake_app, questions, tmp_path, monkeypatch, capsys):
     """`rag eval --retrieval-only` end to end, with the app the CLI loads swapped for the fake one."""
-    import serving.cli
+    import eval.eval_cmd
 
     qfile = tmp_path / "q.jsonl"
     qfile.write_text("".join(json.dumps({k: v for k, v in q.items() if not k.startswith("_")}) + "\n" for q in questions))
@@ -219,7 +219,7 @@ def test_eval_cli_with_fake_app(fake_app, questions, tmp_path, monkeypatch, caps
         def __exit__(self, *exc):
             pass
 
-    monkeypatch.setattr(serving.cli, "load_app", lambda args: NoClose(fake_app))
+    monkeypatch.setattr(eval.eval_cmd, "load_app", lambda args: NoClose(fake_app))
     out = tmp_path / "run"
     assert run_cli(["eval", "--questions", str(qfile), "--out", str(out), "--retrieval-only", "--limit", "4"]) == 0
     printed = capsys.readouterr().out

@@ -9,7 +9,7 @@ import rag
 from rag.answer import Answer, Sources
 from rag.corpus import Paper
 from rag.errors import GenerationError, InputError
-from rag.pipeline import JsonAnswerExtractor, parse_output
+from rag.output import AnswerStream, parse_output
 from rag.testing import FakeEmbedder, FakeGenerator
 
 REFUSAL = "I could not find this in the indexed papers."
@@ -247,17 +247,19 @@ def test_closed_book(app):
 
 def test_load_default_is_the_cpu_preset(tmp_path):
     """One rule for API, CLI and UI: rag.load() gives the settings `rag` uses by default."""
-    from serving.cli import build_parser, settings_overrides
+    from rag.cli_options import settings_from
+    from serving.cli import build_parser
 
-    args = build_parser().parse_args(["ask", "q", "--data-dir", str(tmp_path)])
-    cli = rag.Settings.load(args.config, **settings_overrides(args))
+    cli = settings_from(build_parser().parse_args(["ask", "q", "--data-dir", str(tmp_path)]))
     assert rag.load(data_dir=str(tmp_path)).settings == cli == rag.Settings.load("cpu", data_dir=str(tmp_path))
 
 
 def test_json_extractor_and_parse():
-    x = JsonAnswerExtractor()
+    x = AnswerStream()
     out = "".join(x.feed(p) for p in ['{"found": false, "answer": "No', ' \\u00e9 \\n', 'x"}  '])
-    assert out == "No é \nx"
+    assert out == "No é \nx" and x.found is False
+    y = AnswerStream()  # an emoji as a surrogate pair arrives whole; a bad escape is not a crash
+    assert "".join(y.feed(p) for p in ['{"answer": "a \\ud83d', '\\ude00 b', ' \\uZZZZ"}']) == "a 😀 b"
     assert parse_output('{"found": false, "answer": "x"}', True) == (False, "x")
     assert parse_output("plain", True) == (True, "plain")
     assert parse_output('{"found": true, "answer": "Cut off mid', True) == (True, "Cut off mid")

@@ -80,16 +80,26 @@ def test_broken_file_rejected_with_specific_errors(tmp_path, corpus):
     assert "line 1 (b1): gold title not in the corpus: 'No Such Paper'" in text
     assert "duplicate id 'b1' (first on line 1)" in text
     assert "fact 'zebra quantum 42 giraffe' not found in any gold abstract" in text
-    assert "line 3 (b3): unknown type 'weird'" in text
+    assert "line 3 (b3): type: Input should be 'single'" in text
     assert "line 4 (b4): unanswerable question must have empty gold_titles" in text
     assert "line 4 (b4): unanswerable question must have empty answer_facts" in text
     assert "line 5 (b5): followup needs 'turns': a list of exactly 2 non-empty strings" in text
     assert "line 5 (b5): followup question needs at least one answer fact" in text
     assert "line 6 (b6): missing or empty 'question'" in text
     assert "line 6 (b6): gold title" in text and "differs from the corpus title" in text
-    assert "line 7 (b7): answer_facts must be a list of strings" in text
-    assert "line 7 (b7): multi question needs at least 2 distinct gold titles" in text
+    assert "line 7 (b7): answer_facts: Input should be a valid list" in text
     assert all(e.startswith("line ") for e in errors), errors
+
+
+def test_unknown_fields_and_wrong_types_are_named(corpus):
+    titles, abstracts = corpus
+    bad = [{"id": "x", "type": "single", "question": "Q?", "gold_titles": [titles[0]], "answer_facts": ["a"], "source": "me"},
+           {"id": "y", "type": "multi", "question": 3, "gold_titles": [titles[0]], "answer_facts": ["a"]},
+           {"id": "z", "type": "multi", "question": "Q?", "gold_titles": [titles[0]], "answer_facts": ["a"]}]
+    text = "\n".join(validate(bad, titles, abstracts))
+    assert "line 1 (x): source: Extra inputs are not permitted" in text
+    assert "line 2 (y): question: Input should be a valid string" in text
+    assert "line 3 (z): multi question needs at least 2 distinct gold titles" in text
 
 
 def test_invalid_json_is_one_clear_error(tmp_path):

@@ -464,3 +464,25 @@ def test_facets(filled):
 
 def test_facets_agree_across_backends(both):
     assert both["edge"].facet("dates") == both["server"].facet("dates")
+
+
+def test_info(filled):
+    store, pts = filled
+    i = store.info()
+    assert i["points"] == len(pts) and i["indexed_vectors"] >= 0 and i["segments"] >= 1
+
+
+def test_a_backend_missing_a_method_cannot_be_built():
+    """VectorStore is an ABC: a backend that forgets a method fails at construction, not with None later."""
+    from rag.store import VectorStore
+    from rag.store.edge import EdgeStore
+    from rag.store.server import ServerStore
+
+    class Partial(VectorStore):
+        def upsert(self, points):
+            pass
+
+    with pytest.raises(TypeError, match="abstract"):
+        Partial()
+    for backend in (EdgeStore, ServerStore):
+        assert not getattr(backend, "__abstractmethods__", set()), backend

@@ -255,18 +255,17 @@ def test_feedback_writes_a_record(app, server):
 def test_serve_command_is_registered():
     import argparse
 
-    from serving.cli import _common
-    from serving.serve_cmd import add_serve_command, cmd_serve
+    from serving.cmd_serve import cmd_serve, register
 
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command")
-    add_serve_command(sub, _common)
+    register(sub)
     args = parser.parse_args(["serve", "--port", "7999", "--data-dir", "/tmp/x"])
     assert args.handler is cmd_serve and args.port == 7999 and args.host is None and args.config == "cpu"
 
 
 def test_serve_prepare_ingests_an_empty_index(tmp_path):
-    from serving.serve_cmd import prepare, serving_settings
+    from serving.cmd_serve import prepare, serving_settings
 
     a = rag.load(None, data_dir=tmp_path, embedder=FakeEmbedder(), generator=FakeGenerator(),
                  **{"store.backend": "server", "store.url": ":memory:", "corpus": ["data/sample/000_f8d5cab1cc16e04b.txt"]})

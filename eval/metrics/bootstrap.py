@@ -1,4 +1,4 @@
-"""Percentile-bootstrap confidence intervals for per-question metrics.
+"""Percentile-bootstrap confidence intervals for per-question metrics (``scipy.stats.bootstrap``).
 
 ``None`` values (questions where a metric is undefined) are dropped first.
 Resampling uses ``numpy.random.default_rng(seed)``, so results are
@@ -67,11 +67,14 @@ def bootstrap_ci(
     if arr.size == 0:
         return (None, None, None)
     point = float(stat(arr))
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, arr.size, size=(n_resamples, arr.size))
-    stats = np.asarray([float(stat(arr[row])) for row in idx])
-    low = float(np.percentile(stats, 100 * alpha / 2))
-    high = float(np.percentile(stats, 100 * (1 - alpha / 2)))
+    if arr.size == 1 or np.all(arr == arr[0]):  # no spread to resample
+        return (point, point, point)
+    from scipy.stats import bootstrap
+
+    vectorized = stat is np.mean  # the common case, done in one array operation
+    res = bootstrap((arr,), (lambda x, axis=-1: np.mean(x, axis=axis)) if vectorized else stat, n_resamples=n_resamples,
+                    confidence_level=1 - alpha, method="percentile", vectorized=vectorized, rng=np.random.default_rng(seed))
+    low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
     return (point, min(low, point), max(high, point))
 
 

@@ -109,7 +109,7 @@ class VectorStore(ABC):
     """
 
     name: str
-    GUARDED = ("upsert", "delete_paper", "delete_stale", "set_paper_payload", "payloads", "scroll", "facet", "count", "optimize",
+    GUARDED = ("upsert", "delete_paper", "delete_stale", "set_paper_payload", "payloads", "scroll", "facet", "info", "count", "optimize",
                "flush", "close", "_search_many")
 
     def __init_subclass__(cls, **kw):
@@ -134,6 +134,9 @@ class VectorStore(ABC):
     @abstractmethod
     def scroll(self, filters: dict[str, Any], fields: list[str] | None = None, limit: int = 1000) -> list[tuple[str, dict]]:
         """(id, payload) of up to ``limit`` points matching ``filters`` (as in QuerySpec), in id order."""
+    @abstractmethod
+    def info(self) -> dict:
+        """``{"points", "indexed_vectors", "segments"}``: how much of the collection the HNSW index covers."""
     @abstractmethod
     def facet(self, field: str, limit: int = 1000) -> list[tuple[str, int]]:
         """(value, points) of a keyword-indexed payload field (``dates``, ``sources``), most common first."""

@@ -57,7 +57,8 @@ class EdgeStore(VectorStore):
             if "WouldBlock" in str(e):
                 raise StoreError(
                     f"the index at {path} is already open in another process (a running `rag serve`?). "
-                    "Stop that process, or use another --data-dir."
+                    "While `rag serve` runs, `rag ingest` and `rag search` go through it and its API answers "
+                    "(/v1/chat/completions); otherwise stop that process, or use another --data-dir."
                 ) from None
             raise StoreError(f"cannot open the index at {path}: {' '.join(str(e).split())}") from None
 
@@ -101,6 +102,10 @@ class EdgeStore(VectorStore):
         recs, _ = self._shard.scroll(q.ScrollRequest(limit=limit, filter=self._filter(filters),
                                                      with_payload=True if fields is None else (fields or False)))
         return sorted((str(r.id), dict(r.payload or {})) for r in recs)
+
+    def info(self) -> dict:
+        i = self._shard.info()
+        return {"points": int(i.points_count), "indexed_vectors": int(i.indexed_vectors_count), "segments": int(i.segments_count)}
 
     def facet(self, field: str, limit: int = 1000) -> list[tuple[str, int]]:
         res = self._shard.facet(self._q.FacetRequest(field, limit=limit, exact=True))

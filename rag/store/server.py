@@ -92,6 +92,11 @@ class ServerStore(VectorStore):
                                       with_payload=True if fields is None else (fields or False), with_vectors=False)
         return sorted((str(r.id), dict(r.payload or {})) for r in recs)
 
+    def info(self) -> dict:
+        c = self._client.get_collection(self.collection)
+        return {"points": int(c.points_count or 0), "indexed_vectors": int(c.indexed_vectors_count or 0),
+                "segments": int(c.segments_count or 0)}
+
     def facet(self, field: str, limit: int = 1000) -> list[tuple[str, int]]:
         res = self._client.facet(self.collection, field, limit=limit, exact=True)
         return sorted(((str(h.value), int(h.count)) for h in res.hits), key=lambda x: (-x[1], x[0]))

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import logging
 
+from rag.cli_options import add_common, load_app
+
 log = logging.getLogger("rag.serve")
 
 
-def add_serve_command(sub, common) -> None:
-    """Register ``rag serve [--host HOST] [--port PORT]`` on the `rag` subparsers."""
+def register(sub) -> None:
+    """Register ``rag serve [--host HOST] [--port PORT] [--concurrency N]`` on the `rag` subparsers."""
     p = sub.add_parser("serve", help="the chat UI and the OpenAI-compatible API (http://127.0.0.1:7860 by default)")
     p.add_argument("--host", default=None, help="address to bind (default: serving.host, 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="port (default: serving.port, 7860)")
     p.add_argument("--concurrency", type=int, default=None, help="answers generated at once (default: serving.concurrency)")
-    common(p)
+    add_common(p)
     p.set_defaults(handler=cmd_serve)
 
 
@@ -43,7 +45,6 @@ def prepare(app) -> None:
 
 
 def cmd_serve(args) -> int:
-    from serving.cli import load_app
     from serving.server import serve
 
     app = load_app(args)
