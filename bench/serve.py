@@ -11,7 +11,7 @@ sessions at once, each asking a different answerable dev question, through the O
     tokens          completion tokens (llama.cpp's count)
 
 Per level: errors, p50/p95 of each, aggregate completion tokens/s, and the throughput ratio
-(answers per minute) against N=1 on the same endpoint. Also: ``--cancel`` measures how long a slot
+(answers per minute) against N=1 on the same endpoint (``--serial-rounds`` requests one after another). Also: ``--cancel`` measures how long a slot
 stays busy after a streaming client disconnects. Prints tables and writes bench/results/serve.json.
 
     python bench/serve.py                                   # N = 1, 4, 8, 16; concurrency from the config
@@ -49,7 +49,8 @@ def dev_questions() -> list[str]:
 def openai_session(url: str, question: str, barrier: threading.Barrier, out: dict) -> None:
     import httpx
 
-    rec = {"question": question, "sources_s": None, "first_text_s": None, "answer_s": None, "tokens": 0, "error": None}
+    rec = {"question": question, "sources_s": None, "first_text_s": None, "answer_s": None, "tokens": 0, "error": None,
+           "queued": False}
     try:
         barrier.wait()
         t0 = time.perf_counter()
@@ -65,6 +66,7 @@ def openai_session(url: str, question: str, barrier: threading.Barrier, out: dic
                     raise RuntimeError(chunk["error"]["message"])
                 rag = chunk.get("rag") or {}
                 now = time.perf_counter() - t0
+                rec["queued"] = rec["queued"] or "queue_position" in rag
                 if "sources" in rag and rec["sources_s"] is None:
                     rec["sources_s"] = now
                 if chunk["choices"][0]["delta"].get("content") and rec["first_text_s"] is None:
@@ -102,23 +104,31 @@ def gradio_session(url: str, question: str, barrier: threading.Barrier, out: dic
     out[question] = rec
 
 
-def run_level(url: str, questions: list[str], session) -> dict:
+def run_level(url: str, questions: list[str], session, rounds: int = 1) -> dict:
+    """``len(questions) // rounds`` concurrent sessions, ``rounds`` times one after another (N=1: a serial run)."""
     out: dict = {}
-    barrier = threading.Barrier(len(questions))
-    threads = [threading.Thread(target=session, args=(url, q, barrier, out)) for q in questions]
+    n = len(questions) // rounds
     t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    for r in range(rounds):
+        batch = questions[r * n:(r + 1) * n]
+        barrier = threading.Barrier(len(batch))
+        threads = [threading.Thread(target=session, args=(url, q, barrier, out)) for q in batch]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
     wall = time.perf_counter() - t0
     recs = list(out.values())
     ok = [r for r in recs if not r["error"] and r["answer_s"] is not None]
     stat = lambda k, q: percentile([r[k] for r in ok if r[k] is not None], q)  # noqa: E731
     return {
-        "sessions": len(questions), "errors": len(recs) - len(ok), "wall_s": round(wall, 2),
+        "sessions": n, "rounds": rounds, "errors": len(recs) - len(ok), "wall_s": round(wall, 2),
         **{f"{k}_p{q}": (round(v, 2) if (v := stat(k, q)) is not None else None)
            for k in ("sources_s", "first_text_s", "answer_s") for q in (50, 95)},
+        # requests that got a slot at once (openai endpoint: no queue_position event); the target is <= 1 s
+        "sources_s_not_queued_max": max((r["sources_s"] for r in ok if not r.get("queued", True) and r["sources_s"] is not None),
+                                        default=None),
+        "not_queued": sum(1 for r in ok if r.get("queued") is False),
         "answers_per_min": round(60 * len(ok) / wall, 2), "tokens_per_s": round(sum(r["tokens"] for r in ok) / wall, 2),
         "requests": recs,
     }
@@ -147,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-dir", default=None, help="index folder to reuse (default: a fresh temporary one)")
     ap.add_argument("--concurrency", type=int, default=None, help="answers at once (default: serving.concurrency)")
     ap.add_argument("--max-waiting", type=int, default=32)
+    ap.add_argument("--serial-rounds", type=int, default=4, help="N=1 runs this many requests one after another")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "serve.json"))
     args = ap.parse_args(argv)
@@ -174,12 +185,14 @@ def main(argv: list[str] | None = None) -> int:
         for endpoint in args.endpoints:
             session = openai_session if endpoint == "openai" else gradio_session
             for n in args.levels:
-                qs = [questions[(used + i) % len(questions)] for i in range(n)]
-                used += n
-                print(f"{endpoint}: {n} concurrent session(s)...", file=sys.stderr, flush=True)
-                r = run_level(running.url, qs, session)
+                rounds = args.serial_rounds if n == 1 else 1
+                qs = [questions[(used + i) % len(questions)] for i in range(n * rounds)]
+                used += n * rounds
+                print(f"{endpoint}: {n} concurrent session(s) x {rounds}...", file=sys.stderr, flush=True)
+                r = run_level(running.url, qs, session, rounds)
                 results["levels"].setdefault(endpoint, []).append(r)
-                print(f"  errors {r['errors']}, sources p50 {r['sources_s_p50']}, first text p50 {r['first_text_s_p50']}, "
+                print(f"  errors {r['errors']}, sources p50 {r['sources_s_p50']} (not queued: max {r['sources_s_not_queued_max']} "
+                      f"over {r['not_queued']}), first text p50 {r['first_text_s_p50']}, "
                       f"answer p50 {r['answer_s_p50']} p95 {r['answer_s_p95']}, {r['answers_per_min']} answers/min, "
                       f"{r['tokens_per_s']} tok/s", file=sys.stderr, flush=True)
                 write_result(args, app, settings, setup_s, results)

@@ -41,11 +41,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from eval.metrics.refusal import DECLINED_TYPES
 from rag.errors import InputError
 
 TYPES = ("single", "numeric", "multi", "title_lookup", "semantic", "unanswerable", "followup",
          "list", "false_premise", "non_english", "off_topic", "emergency", "injection")
-DECLINED = ("unanswerable", "off_topic", "emergency", "injection")  # no gold papers: the answer is a refusal
+DECLINED = tuple(sorted(DECLINED_TYPES))  # no gold papers: the answer declines (eval.metrics.refusal)
 
 
 class QuestionFileError(InputError):

@@ -33,6 +33,7 @@ from eval.metrics import (
     reciprocal_rank,
     token_f1_facts,
 )
+from eval.metrics.refusal import refusal_flags
 from eval.metrics.support import citation_support
 from eval.questions import DECLINED, retrieval_query
 
@@ -54,13 +55,6 @@ def retrieval_metrics(retrieved: Sequence[str], gold: Sequence[str], qtype: str)
         "mrr": reciprocal_rank(retrieved, gold, k=RETRIEVAL_K),
         "ndcg@10": ndcg_at_k(retrieved, gold, 10),
         "all_gold@5": all_gold_at_k(retrieved, gold, 5) if qtype == "multi" else None,
-    }
-
-
-def _refusal_metrics(refused: bool, qtype: str) -> dict:
-    return {
-        "refusal_accuracy": float(refused) if qtype == "unanswerable" else None,
-        "false_refusal_rate": None if qtype in DECLINED else float(refused),
     }
 
 
@@ -91,7 +85,7 @@ def answer_metrics(answer: Mapping, q: Mapping) -> dict:
         "token_f1": token_f1_facts(facts, shown),
         # judged on the English text for translated answers: the cited abstracts are in English
         "citation_support": None if refused else citation_support(answer.get("original_text") or answer["answer"], sources, facts),
-        **_refusal_metrics(refused, qtype),
+        **refusal_flags(refused, qtype),
         "handled": (float(answer.get("kind") in EXPECTED_KIND[qtype] and not cited) if qtype in EXPECTED_KIND else None),
         "language_match": language_match(q.get("language"), answer["answer"]) if not refused else None,
         "answer_sources_recall": recall_at_k([h["title"] for h in answer["sources"]], gold,

@@ -23,6 +23,7 @@ import shutil
 import sqlite3
 import tempfile
 import threading
+import time
 from pathlib import Path
 from collections.abc import Iterator
 from typing import Any
@@ -202,6 +203,22 @@ class App:
             if self._answerer is None:
                 self._answerer = Answerer(self)
             return self._answerer
+
+    def warm_up(self) -> dict:
+        """Load everything the first answer would otherwise wait for; returns seconds per part.
+
+        The models, the answer pipeline, the language identifier and one search (first inference
+        and first store query are slower). Generates nothing. ``rag serve`` calls it before listening.
+        """
+        from rag.intent import detect_language
+
+        t, out = time.perf_counter(), {}
+        for name, step in (("embedder", lambda: self.embedder), ("generator", lambda: self.generator),
+                           ("answerer", lambda: self.answerer), ("language", lambda: detect_language("warm up the model")),
+                           ("search", lambda: self.search("warm up", k=1))):
+            step()
+            out[name], t = time.perf_counter() - t, time.perf_counter()
+        return out
 
     def ask(self, question: str, k: int | None = None, filters: dict | None = None, closed_book: bool = False) -> Answer:
         """A cited answer (or a refusal / decline). ``closed_book=True``: the LLM alone, no retrieval."""

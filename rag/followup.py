@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rag.sentences import flat, names
@@ -65,9 +66,31 @@ def context(history: list[dict]) -> Context:
                 ctx.titles.append(title)
         if ctx.papers or ctx.titles:
             break  # the most recent answer that cited something
-    found = [short_name(t) for t in ctx.titles]
-    ctx.names = list(dict.fromkeys([n for n in found if n] + names(ctx.last_question)))
+    set_titles(ctx, ctx.titles)
     return ctx
+
+
+def set_titles(ctx: Context, titles: list[str], paper_names: Callable[[list[str]], list[str]] | None = None) -> None:
+    """Use ``titles`` as the cited titles and order the names in play: names the user typed that are
+    names of indexed papers (``paper_names`` picks them, e.g. by a title search), then the short names
+    of the cited papers, then the user's other names.
+
+    The user's own paper name wins over a cited paper's ("What is NVLM?" answered from another
+    paper: "it" is still NVLM); a cited paper wins over other names ("Which model beats GPT-4o?"
+    answered by NVLM: "it" is NVLM).
+
+    >>> ctx = Context(last_question="Which model beats GPT-4o?")
+    >>> set_titles(ctx, ["NVLM: Open Frontier-Class Multimodal LLMs"]); ctx.names
+    ['NVLM', 'GPT-4o']
+    >>> ctx = Context(last_question="What is NVLM and how does it compare to GPT-4o?")
+    >>> set_titles(ctx, ["BigDocs: An Open Dataset"], paper_names=lambda ns: [n for n in ns if n == "NVLM"]); ctx.names
+    ['NVLM', 'BigDocs', 'GPT-4o']
+    """
+    ctx.titles = list(titles)
+    cited = [n for n in (short_name(t) for t in ctx.titles) if n]
+    typed = names(ctx.last_question)
+    first = paper_names([n for n in typed if n not in cited]) if paper_names and typed else []
+    ctx.names = list(dict.fromkeys(first + cited + typed))
 
 
 def resolve(question: str, ctx: Context) -> str | None:

@@ -276,17 +276,37 @@ class Answerer:
     def _standalone(self, history: list[dict], question: str) -> tuple[str, list[str]]:
         """(standalone question, paper ids the conversation cited)."""
         ctx = followup.context(history)
-        if ctx.titles:
-            with self.app.lock:
-                rows = self.app.store.scroll({"title": ctx.titles}, ["paper_id", "title"], limit=64 * len(ctx.titles))
-            by_title = {p["title"]: p["paper_id"] for _, p in rows}
-            ctx.papers += [by_title[t] for t in ctx.titles if t in by_title and by_title[t] not in ctx.papers]
+        if ctx.titles or ctx.papers:
+            self._cited_titles(ctx)
         standalone = followup.resolve(question, ctx)
         if standalone is None:
             standalone = self.rewrite(history, question) if ctx.names or ctx.last_question else question
         if not followup.keeps_topic(standalone, ctx):
             standalone = f"{ctx.last_question} {question}".strip()
         return standalone, ctx.papers[:2]
+
+    def _cited_titles(self, ctx: followup.Context) -> None:
+        """Complete the cited papers: ids from titles, titles from ids; then order the names in play."""
+        if ctx.titles:
+            with self.app.lock:
+                rows = self.app.store.scroll({"title": ctx.titles}, ["paper_id", "title"], limit=64 * len(ctx.titles))
+            by_title = {p["title"]: p["paper_id"] for _, p in rows}
+            ctx.papers += [by_title[t] for t in ctx.titles if t in by_title and by_title[t] not in ctx.papers]
+        elif ctx.papers:  # paper ids only (the UI, API callers): their titles give the names in play
+            with self.app.lock:
+                rows = self.app.store.scroll({"paper_id": ctx.papers}, ["paper_id", "title"], limit=64 * len(ctx.papers))
+            by_id = {p["paper_id"]: p["title"] for _, p in rows}
+            ctx.titles = [by_id[pid] for pid in ctx.papers if pid in by_id]
+        followup.set_titles(ctx, ctx.titles, paper_names=self._paper_names)
+
+    def _paper_names(self, names: list[str]) -> list[str]:
+        """The ``names`` that are the short name of an indexed paper ("NVLM" for "NVLM: Open ...")."""
+        out = []
+        for name in names:
+            hits = self.app.search(name, k=3, mode="sparse")
+            if any((followup.short_name(h.title) or "").casefold() == name.casefold() for h in hits):
+                out.append(name)
+        return out
 
     def _in_language(self, answer: Answer, intent) -> str:
         """The answer's text in the question's language: fixed wording for refusals where we have it."""

@@ -40,8 +40,7 @@ def prepare(app) -> None:
         log.warning("the index in %s is empty: ingesting the sample corpus first (a few minutes on CPU)", app.settings.data_dir)
         report = app.ingest(progress=False)
         log.warning("ingest: %s", report.summary())
-    app.embedder  # noqa: B018 - load now
-    app.generator  # noqa: B018
+    log.info("warm-up (s): %s", {k: round(v, 2) for k, v in app.warm_up().items()})
 
 
 def cmd_serve(args) -> int:

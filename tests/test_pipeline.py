@@ -10,6 +10,7 @@ from rag.answer import Answer, Sources
 from rag.corpus import Paper
 from rag.errors import GenerationError, InputError
 from rag.output import AnswerStream, parse_output
+from rag.prompting import REWRITE_SYSTEM
 from rag.testing import FakeEmbedder, FakeGenerator
 
 REFUSAL = "I could not find this in the indexed papers."
@@ -139,12 +140,15 @@ def test_list_question(app):
 
 def test_follow_up_keeps_the_cited_paper(app):
     first = app.ask("Which benchmark evaluates Chinese multimodal math?")
-    a = app.chat([
+    gen = FakeGenerator()
+    a = variant(app, gen).chat([
         {"role": "user", "content": "Which benchmark evaluates Chinese multimodal math?"},
         {"role": "assistant", "content": first.text, "papers": [c.paper_id for c in first.citations]},
         {"role": "user", "content": "How many samples does it contain?"},
     ])
-    assert "CMM-Math" in a.standalone_question and a.standalone_question != a.question
+    # the cited paper's id alone gives its name: "it" is replaced without asking the model to rewrite
+    assert a.standalone_question == "How many samples does CMM-Math contain?"
+    assert not any(m[0]["content"] == REWRITE_SYSTEM for m in gen.calls)
     assert a.sources and a.sources[0].title.startswith("CMM-Math")
 
 
@@ -269,3 +273,14 @@ def test_json_extractor_and_parse():
 def test_nested_json_answer_is_unwrapped():
     raw = json.dumps({"found": True, "answer": '{ "found": true, "answer": "MouSi is a model [1]. It has experts'})
     assert parse_output(raw, True) == (True, "MouSi is a model [1]. It has experts")
+
+
+def test_warm_up_loads_what_the_first_answer_needs(tmp_path):
+    """After warm_up every part the first answer needs is loaded and a search has run; nothing is generated."""
+    gen = FakeGenerator()
+    app = rag.load(data_dir=tmp_path, embedder=FakeEmbedder(), generator=gen)
+    app.ingest(["data/sample"], progress=False)
+    parts = app.warm_up()
+    assert set(parts) == {"embedder", "generator", "answerer", "language", "search"} and all(v >= 0 for v in parts.values())
+    assert not gen.calls  # nothing generated
+    app.close()

@@ -42,13 +42,20 @@ from eval.metrics.answers import normalize_text
 __all__ = [
     "DEFAULT_REFUSAL_PHRASE",
     "UNANSWERABLE_TYPES",
+    "DECLINED_TYPES",
+    "DECLINED_REQUEST_TYPES",
     "is_refusal",
+    "refusal_flags",
     "refusal_accuracy",
     "false_refusal_rate",
 ]
 
 DEFAULT_REFUSAL_PHRASE = "I could not find this in the indexed papers."
 UNANSWERABLE_TYPES: frozenset[str] = frozenset({"unanswerable"})
+# requests the assistant declines by design (its off-topic / emergency / injection reply)
+DECLINED_REQUEST_TYPES: frozenset[str] = frozenset({"off_topic", "emergency", "injection"})
+# no gold papers: the right answer declines
+DECLINED_TYPES: frozenset[str] = UNANSWERABLE_TYPES | DECLINED_REQUEST_TYPES
 
 
 def is_refusal(answer_text: str | None, refusal_phrase: str = DEFAULT_REFUSAL_PHRASE) -> bool:
@@ -70,15 +77,26 @@ def is_refusal(answer_text: str | None, refusal_phrase: str = DEFAULT_REFUSAL_PH
     return f" {phrase} " in f" {normalize_text(answer_text)} "
 
 
-def _refused_share(records: Iterable[Mapping[str, Any]], want_unanswerable: bool,
-                   unanswerable_types: Collection[str]) -> float | None:
-    n = refused = 0
-    for rec in records:
-        if (rec["type"] in unanswerable_types) != want_unanswerable:
-            continue
-        n += 1
-        refused += bool(rec["refused"])
-    return refused / n if n else None
+def refusal_flags(refused: bool, qtype: str, unanswerable_types: Collection[str] = UNANSWERABLE_TYPES,
+                  declined_types: Collection[str] = DECLINED_REQUEST_TYPES) -> dict:
+    """One question's refusal metrics (``None`` where undefined); the rates below are their means.
+
+    ``refusal_accuracy`` is defined for unanswerable questions, ``false_refusal_rate`` for answerable
+    ones: every type that is neither unanswerable nor a request the assistant declines by design.
+
+    >>> refusal_flags(True, "unanswerable"), refusal_flags(False, "single"), refusal_flags(True, "off_topic")
+    ({'refusal_accuracy': 1.0, 'false_refusal_rate': None}, {'refusal_accuracy': None, 'false_refusal_rate': 0.0}, \
+{'refusal_accuracy': None, 'false_refusal_rate': None})
+    """
+    answerable = qtype not in unanswerable_types and qtype not in declined_types
+    return {"refusal_accuracy": float(refused) if qtype in unanswerable_types else None,
+            "false_refusal_rate": float(refused) if answerable else None}
+
+
+def _mean_flag(records: Iterable[Mapping[str, Any]], key: str, unanswerable_types: Collection[str]) -> float | None:
+    xs = [v for rec in records
+          if (v := refusal_flags(bool(rec["refused"]), rec["type"], unanswerable_types)[key]) is not None]
+    return sum(xs) / len(xs) if xs else None
 
 
 def refusal_accuracy(records: Iterable[Mapping[str, Any]],
@@ -90,16 +108,17 @@ def refusal_accuracy(records: Iterable[Mapping[str, Any]],
     >>> refusal_accuracy([{"type": "unanswerable", "refused": True}])
     1.0
     """
-    return _refused_share(records, True, unanswerable_types)
+    return _mean_flag(records, "refusal_accuracy", unanswerable_types)
 
 
 def false_refusal_rate(records: Iterable[Mapping[str, Any]],
                        unanswerable_types: Collection[str] = UNANSWERABLE_TYPES) -> float | None:
     """Share of answerable records that were refused (``None`` if there are none).
 
-    Every record whose ``"type"`` is not in ``unanswerable_types`` is answerable.
+    A record is answerable when its ``"type"`` is neither in ``unanswerable_types`` nor in
+    ``DECLINED_REQUEST_TYPES`` (off-topic, emergency and injection requests are declined by design).
 
-    >>> false_refusal_rate([{"type": "factoid", "refused": False}])
+    >>> false_refusal_rate([{"type": "factoid", "refused": False}, {"type": "injection", "refused": True}])
     0.0
     """
-    return _refused_share(records, False, unanswerable_types)
+    return _mean_flag(records, "false_refusal_rate", unanswerable_types)

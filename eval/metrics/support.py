@@ -1,4 +1,4 @@
-"""Citation support, judged independently of the system's own attribution scorer.
+r"""Citation support, judged independently of the system's own attribution scorer.
 
 The system cites a sentence only after its own checks (``rag.citations``), so "every citation
 points to a retrieved paper" holds by construction and proves nothing. This judge re-checks each
@@ -17,6 +17,8 @@ normalisation (``eval.metrics.answers``) and the gold answer facts:
 0.5
 >>> citation_support("No citations here.", abstracts, facts=[]) is None
 True
+>>> citation_support("2 indexed papers match:\n- CMM-Math: A Dataset [1]", abstracts, facts=[])  # the count is no claim
+1.0
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ _STOP = frozenset("a an the and or of to in on for with by from as at is are was
 def cited_sentences(text: str) -> list[tuple[str, list[int]]]:
     """(sentence without markers, cited numbers) for each sentence of ``text`` that cites something."""
     out = []
-    for s in _SENTENCE_END.split(" ".join(text.split())):
+    # lines are separate statements (a list answer: a header line, then one "- Title [n]" line per paper)
+    for s in (s for line in text.splitlines() for s in _SENTENCE_END.split(" ".join(line.split()))):
         nums = [int(n) for m in _MARKER.finditer(s) for n in m.group(1).split(",")]
         if nums:
             out.append((_MARKER.sub("", s).strip(), nums))

@@ -220,7 +220,6 @@ class TransformersGenerator(Generator):
             finally:
                 stop.set()
                 worker.join()
-                del inputs
             if failure:
                 err = failure[0]
                 if isinstance(err, torch.cuda.OutOfMemoryError):
