@@ -36,14 +36,25 @@ _STOP = frozenset("a an the and or of to in on for with by from as at is are was
 
 
 def cited_sentences(text: str) -> list[tuple[str, list[int]]]:
-    """(sentence without markers, cited numbers) for each sentence of ``text`` that cites something."""
-    out = []
+    """(sentence without markers, cited numbers) for each sentence of ``text`` that cites something.
+
+    A marker after the full stop ("It has 28k samples. [1]") cites the sentence before it.
+
+    >>> cited_sentences("It has 28k samples. [1] It is Chinese [2]. No marker.")
+    [('It has 28k samples.', [1]), ('It is Chinese .', [2])]
+    """
+    sentences: list[tuple[str, list[int]]] = []
     # lines are separate statements (a list answer: a header line, then one "- Title [n]" line per paper)
-    for s in (s for line in text.splitlines() for s in _SENTENCE_END.split(" ".join(line.split()))):
-        nums = [int(n) for m in _MARKER.finditer(s) for n in m.group(1).split(",")]
-        if nums:
-            out.append((_MARKER.sub("", s).strip(), nums))
-    return out
+    for line in text.splitlines():
+        first = len(sentences)
+        for s in _SENTENCE_END.split(" ".join(line.split())):
+            nums = [int(n) for m in _MARKER.finditer(s) for n in m.group(1).split(",")]
+            bare = _MARKER.sub("", s).strip()
+            if nums and not bare and len(sentences) > first:  # only markers: they cite the sentence before
+                sentences[-1][1].extend(nums)
+            else:
+                sentences.append((bare, nums))
+    return [(s, nums) for s, nums in sentences if nums]
 
 
 def sentence_supported(sentence: str, sources: Sequence[str], facts: Sequence[str]) -> bool:

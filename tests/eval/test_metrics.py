@@ -380,3 +380,15 @@ def test_mean_defined():
     assert mean_defined([1.0, None, 0.0]) == 0.5
     assert mean_defined([]) is None
     assert mean_defined([None]) is None
+
+
+def test_citation_support_judges_each_cited_statement():
+    from eval.metrics.support import citation_support
+
+    abstract = {1: "CMM-Math: A Dataset. CMM-Math contains over 28,000 samples. It covers 12 grades."}
+    # markers after the full stop (the extractive baseline's style) cite the sentence before them
+    assert citation_support("CMM-Math contains over 28,000 samples. [1] It covers 12 grades. [1]", abstract) == 1.0
+    # a list answer: the count in its header is no claim; each line is judged against its own paper
+    assert citation_support("2 indexed papers match:\n- CMM-Math: A Dataset [1]\n- Other Paper [1]", abstract) == 0.5
+    # an invented number is not supported, whatever the marker
+    assert citation_support("CMM-Math contains 50,000 samples [1].", abstract) == 0.0
