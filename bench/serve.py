@@ -11,8 +11,11 @@ sessions at once, each asking a different answerable dev question, through the O
     tokens          completion tokens (llama.cpp's count)
 
 Per level: errors, p50/p95 of each, aggregate completion tokens/s, and the throughput ratio
-(answers per minute) against N=1 on the same endpoint (``--serial-rounds`` requests one after another). Also: ``--cancel`` measures how long a slot
-stays busy after a streaming client disconnects. Prints tables and writes bench/results/serve.json.
+(answers per minute) against N=1 on the same endpoint (``--serial-rounds`` requests one after another).
+Then cancel: on the idle server a streaming client disconnects at its first text chunk (the model is
+writing) and at its sources chunk (the model is still reading its prompt, which llama.cpp finishes
+before it can stop), twice each; the time until its slot is free. Prints tables and writes
+bench/results/serve.json.
 
     python bench/serve.py                                   # N = 1, 4, 8, 16; concurrency from the config
     python bench/serve.py --concurrency 1 --levels 1 4      # serial baseline
@@ -134,19 +137,27 @@ def run_level(url: str, questions: list[str], session, rounds: int = 1) -> dict:
     }
 
 
-def measure_cancel(url: str, question: str, running) -> dict:
-    """Stream one answer, drop the connection at the first sources chunk, time until the slot is free."""
+def measure_cancel(url: str, question: str, at: str) -> dict:
+    """Stream one answer on an idle server, drop the connection at the first ``at`` chunk ("sources":
+    the model is reading its prompt; "text": it is writing), and time until no answer is running."""
     import httpx
 
+    def running() -> int:
+        return httpx.get(f"{url}/healthz").json()["queue"]["running"]
+
+    t = time.perf_counter()
+    while running() and time.perf_counter() - t < 120:  # earlier levels' answers must be done first
+        time.sleep(0.05)
     body = {"model": "paper-rag", "stream": True, "messages": [{"role": "user", "content": question}]}
     with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=900) as r:
         for line in r.iter_lines():
-            if '"sources"' in line:
+            if (at == "sources" and '"sources"' in line) or (at == "text" and '"content":"' in line.replace(": ", ":")
+                                                               and '"content":""' not in line.replace(": ", ":")):
                 break
     t = time.perf_counter()
-    while httpx.get(f"{url}/healthz").json()["queue"]["running"] and time.perf_counter() - t < 30:
+    while running() and time.perf_counter() - t < 30:
         time.sleep(0.01)
-    return {"slot_free_after_disconnect_s": round(time.perf_counter() - t, 3)}
+    return {"at": at, "slot_free_after_disconnect_s": round(time.perf_counter() - t, 3)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -196,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"answer p50 {r['answer_s_p50']} p95 {r['answer_s_p95']}, {r['answers_per_min']} answers/min, "
                       f"{r['tokens_per_s']} tok/s", file=sys.stderr, flush=True)
                 write_result(args, app, settings, setup_s, results)
-        results["cancel"] = measure_cancel(running.url, questions[0], running)
+        results["cancel"] = [measure_cancel(running.url, questions[i], at) for i, at in enumerate(["text", "sources"] * 2)]
     app.close()
     for endpoint, levels in results["levels"].items():
         base = next((r["answers_per_min"] for r in levels if r["sessions"] == 1), None)

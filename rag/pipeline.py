@@ -335,6 +335,8 @@ class Answerer:
                   cancel: threading.Event | None = None):
         """Yield visible text pieces; return the raw output. Fills ttft_s, tokens_per_s, completion_tokens, prompt_tokens.
         ``cancel`` set: the model's stream is closed (its slot freed) and Cancelled raised."""
+        if cancel is not None and cancel.is_set():  # cancelled while the evidence was chosen: never start the model
+            raise Cancelled("the request was cancelled")
         gen = self.app.generator
         t = time.perf_counter()
         first, pieces, raw = None, 0, []

@@ -115,6 +115,23 @@ def test_llamacpp_early_close_then_reuse(llama):
 
 
 @pytest.mark.slow
+def test_llamacpp_reads_a_long_prompt_in_cancellable_steps(tmp_path_factory):
+    """n_batch prompt tokens per step, each step a callback: Stop during a long prompt waits one step, not all."""
+    g = build_generator(GenerationSettings(model=SMOL, n_ctx=2048, n_batch=32, max_new_tokens=4), tmp_path_factory.mktemp("cache3"))
+    try:
+        stats: dict = {}
+        long = [{"role": "user", "content": "Repeat the word paper. " + "paper " * 300}]
+        assert list(g.stream(long, max_new_tokens=4, stats=stats))
+        assert stats["prompt_n"] > 300 and stats["prompt_steps"] >= stats["prompt_n"] // 32
+        it = g.stream(long, max_new_tokens=100, stats={})
+        next(it)
+        it.close()  # a second request after a cancel still works
+        assert "paris" in g.complete(QUESTION, max_new_tokens=24).lower()
+    finally:
+        g.close()
+
+
+@pytest.mark.slow
 def test_llamacpp_json_schema_output(llama):
     out = json.loads(llama.complete(QUESTION, max_new_tokens=80, json_schema=SCHEMA))
     assert set(out) == {"answer", "found", "source"}

@@ -10,7 +10,9 @@ Example:
 
 xllamacpp streams through a callback that runs inside ``handle_chat_completions``; a worker thread
 runs that call and a queue turns the callbacks into an iterator. Returning True from the callback
-stops generation, which is how an early-closed iterator (a cancelled request) frees its slot.
+stops generation, which is how an early-closed iterator (a cancelled request) frees its slot; with
+``return_progress`` the server also calls back after every ``n_batch`` prompt tokens, so a request
+cancelled while its prompt is being read stops within one step instead of after the whole prompt.
 
 ``generation.parallel`` slots generate at once with continuous batching (each slot has ``n_ctx``
 tokens of context); more requests wait for a free slot. A generation that sends nothing for
@@ -69,6 +71,8 @@ class LlamaCppGenerator(Generator):
         p.cont_batching = True
         p.cpuparams.n_threads = threads
         p.cpuparams_batch.n_threads = threads
+        if settings.n_batch:
+            p.n_batch = p.n_ubatch = settings.n_batch
         p.n_gpu_layers = 999 if settings.n_gpu_layers < 0 else settings.n_gpu_layers
         p.sampling.seed = settings.seed
         p.verbosity = 3 if log.isEnabledFor(logging.DEBUG) else -1  # -1 silences llama.cpp's stderr log
@@ -104,6 +108,7 @@ class LlamaCppGenerator(Generator):
             "seed": self.settings.seed,
             "cache_prompt": self.settings.cache_prompt,
             "stream": True,
+            "return_progress": True,  # a chunk per n_batch prompt tokens: a point where a cancelled request stops
         }
         if json_schema is not None:
             request["response_format"] = {"type": "json_schema", "json_schema": {"schema": json_schema}}
@@ -149,6 +154,8 @@ class LlamaCppGenerator(Generator):
                     raise GenerationError(f"llama.cpp rejected the request: {chunk}")
                 if (msg := _error_message(chunk)) is not None:
                     raise GenerationError(f"llama.cpp error: {msg}")
+                if "prompt_progress" in chunk:  # one step of reading the prompt (a point where a cancel stops it)
+                    stats["prompt_steps"] = stats.get("prompt_steps", 0) + 1
                 if "timings" in chunk:
                     stats.update(chunk["timings"])
                 for choice in chunk.get("choices", ()):
