@@ -337,17 +337,17 @@ class Answerer:
         ``cancel`` set: the model's stream is closed (its slot freed) and Cancelled raised."""
         if cancel is not None and cancel.is_set():  # cancelled while the evidence was chosen: never start the model
             raise Cancelled("the request was cancelled")
-        gen = self.app.generator
-        t = time.perf_counter()
+        gen, t, stats = self.app.generator, time.perf_counter(), {}
         first, pieces, raw = None, 0, []
         extractor = AnswerStream() if json_mode else None
-        stats: dict = {}
         stream = gen.stream(messages, max_new_tokens=max_new_tokens, json_schema=ANSWER_SCHEMA if json_mode else None,
                             stats=stats)
         for piece in stream:
             if cancel is not None and cancel.is_set():
                 stream.close()
                 raise Cancelled("the request was cancelled")
+            if not piece:  # the model is still reading the prompt
+                continue
             if first is None:
                 first = time.perf_counter()
             pieces += 1

@@ -47,7 +47,8 @@ class Generator(ABC):
         ``json_schema``: when given, the output is constrained to that JSON schema; a backend that
         cannot do this raises NotImplementedError (see ``check_schema_support``). ``stats``: a dict the
         backend fills with what it measured for this request (e.g. llama.cpp's ``prompt_n``).
-        Closing the iterator early cancels the generation.
+        Closing the iterator early cancels the generation. A backend may yield "" while it reads the
+        prompt (llama.cpp: once per ``n_batch`` tokens), so a caller can stop it before the first token.
         """
 
     def complete(self, messages: list[dict], **kw) -> str:

@@ -154,8 +154,9 @@ class LlamaCppGenerator(Generator):
                     raise GenerationError(f"llama.cpp rejected the request: {chunk}")
                 if (msg := _error_message(chunk)) is not None:
                     raise GenerationError(f"llama.cpp error: {msg}")
-                if "prompt_progress" in chunk:  # one step of reading the prompt (a point where a cancel stops it)
+                if "prompt_progress" in chunk:  # one step of reading the prompt: the caller may close us here
                     stats["prompt_steps"] = stats.get("prompt_steps", 0) + 1
+                    yield ""
                 if "timings" in chunk:
                     stats.update(chunk["timings"])
                 for choice in chunk.get("choices", ()):
