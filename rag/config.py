@@ -81,6 +81,9 @@ class StoreSettings(_Section):
     upsert_batch: int = Field(256, ge=1, le=100000, description="Points per upsert call.")
     hnsw_m: int = Field(16, ge=4, le=128, description="HNSW graph degree (edges per node): higher = better recall, more memory and build time.")
     hnsw_ef_construct: int = Field(100, ge=4, le=2000, description="HNSW build-time candidate list: higher = better graph, slower build.")
+    hnsw_ef: int | None = Field(
+        None, ge=4, le=4096, description="HNSW search-time candidate list (per query): higher = better recall, slower; "
+        "None = Qdrant's default. Only used once the HNSW index exists (see hnsw_threshold).")
     quantization: Literal["none", "int8"] = Field(
         "none", description="int8 scalar quantization of the dense vectors (built with the HNSW index; kept in RAM, "
         "results rescored with the original vectors): ~4x less RAM for searching, for big corpora."

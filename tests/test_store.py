@@ -402,7 +402,7 @@ def test_set_paper_payload_changes_every_chunk_and_unsets_keys(filled):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_hnsw_quantization_and_on_disk_settings_open_and_search(tmp_path, backend):
     settings = StoreSettings(backend=backend, url=":memory:" if backend == "server" else None, hnsw_m=8, hnsw_ef_construct=32,
-                             quantization="int8", vectors_on_disk=True, payload_on_disk=True)
+                             hnsw_ef=64, quantization="int8", vectors_on_disk=True, payload_on_disk=True)
     st = open_store(settings, tmp_path, "big", DIM)
     try:
         st.upsert(_points(PAPERS))
@@ -410,6 +410,8 @@ def test_hnsw_quantization_and_on_disk_settings_open_and_search(tmp_path, backen
         for use_q in (True, False):
             hits = st.query(QuerySpec(dense=EMB.embed_query("dogs bark"), mode="dense", limit=1, use_quantization=use_q))
             assert hits[0].payload["title"] == "Dogs Bark Loudly"
+        hybrid = st.query(QuerySpec(dense=EMB.embed_query("dogs bark"), sparse=sparse_query("dogs bark"), limit=1))
+        assert hybrid[0].payload["title"] == "Dogs Bark Loudly"  # hnsw_ef applies to the dense search only
     finally:
         st.close()
     if backend == "edge":  # reopening with other settings applies them to the shard's config

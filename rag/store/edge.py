@@ -36,6 +36,7 @@ class EdgeStore(VectorStore):
         import qdrant_edge as q
 
         self._q = q
+        self._hnsw_ef = settings.hnsw_ef if settings is not None else None
         self.name = f"edge:{path}"
         self.path = path
         meta_file = path.parent / f"{path.name}.json"
@@ -122,9 +123,10 @@ class EdgeStore(VectorStore):
                 query = q.Query.Nearest(spec.dense, using=DENSE)
             else:
                 query = q.Query.Nearest(q.SparseVector(spec.sparse.indices, spec.sparse.values), using=SPARSE)
-            params = None
-            if spec.exact or not spec.use_quantization:
-                params = q.SearchParams(exact=spec.exact, quantization=None if spec.use_quantization else q.QuantizationSearchParams(ignore=True))
+            params, ef = None, self._hnsw_ef if spec.mode == "dense" else None
+            if spec.exact or not spec.use_quantization or ef:
+                params = q.SearchParams(exact=spec.exact, hnsw_ef=ef,
+                                         quantization=None if spec.use_quantization else q.QuantizationSearchParams(ignore=True))
             req = q.QueryRequest(limit=limit, query=query, filter=self._filter(spec.filters), params=params,
                                  with_payload=True if spec.fields is None else (spec.fields or False))
             out.append([StoredHit(str(p.id), float(p.score), dict(p.payload or {})) for p in self._shard.query(req)])

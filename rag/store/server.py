@@ -19,6 +19,7 @@ class ServerStore(VectorStore):
         from qdrant_client import QdrantClient, models
 
         self._m = models
+        self._hnsw_ef = settings.hnsw_ef if settings is not None else None
         self.name = f"server:{url}/{collection}"
         self.collection = collection
         try:
@@ -111,9 +112,10 @@ class ServerStore(VectorStore):
         for spec, limit in requests:
             dense = spec.mode == "dense"
             query = spec.dense if dense else m.SparseVector(indices=spec.sparse.indices, values=spec.sparse.values)
-            params = None
-            if spec.exact or not spec.use_quantization:
-                params = m.SearchParams(exact=spec.exact, quantization=None if spec.use_quantization else m.QuantizationSearchParams(ignore=True))
+            params, ef = None, self._hnsw_ef if dense else None
+            if spec.exact or not spec.use_quantization or ef:
+                params = m.SearchParams(exact=spec.exact, hnsw_ef=ef,
+                                         quantization=None if spec.use_quantization else m.QuantizationSearchParams(ignore=True))
             batch.append(m.QueryRequest(query=query, using=DENSE if dense else SPARSE, limit=limit, filter=self._filter(spec.filters),
                                         params=params, with_payload=True if spec.fields is None else (spec.fields or False)))
         responses = self._client.query_batch_points(self.collection, batch)  # one round trip
