@@ -28,7 +28,6 @@ import json
 import logging
 import os
 import platform
-import socket
 import sys
 import tempfile
 import threading
@@ -151,8 +150,9 @@ def measure_cancel(url: str, question: str, at: str) -> dict:
     body = {"model": "paper-rag", "stream": True, "messages": [{"role": "user", "content": question}]}
     with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=900) as r:
         for line in r.iter_lines():
-            if (at == "sources" and '"sources"' in line) or (at == "text" and '"content":"' in line.replace(": ", ":")
-                                                               and '"content":""' not in line.replace(": ", ":")):
+            compact = line.replace(": ", ":")
+            if (at == "sources" and '"sources"' in line) or (at == "text" and '"content":"' in compact
+                                                               and '"content":""' not in compact):
                 break
     t = time.perf_counter()
     while running() and time.perf_counter() - t < 30:
@@ -176,14 +176,13 @@ def main(argv: list[str] | None = None) -> int:
 
     import rag
     from rag.cli_options import parse_overrides
+    from rag.testing import free_port
     from serving.cmd_serve import prepare, serving_settings
     from serving.server import Running
 
     data_dir = args.data_dir or tempfile.mkdtemp(prefix="rag-bench-serve-")
     app = rag.load(args.config, data_dir=data_dir, **parse_overrides(args.overrides))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     settings = serving_settings(app, port=port, concurrency=args.concurrency).model_copy(update={"max_waiting": args.max_waiting})
     app.settings.generation.parallel = settings.concurrency
     t = time.perf_counter()

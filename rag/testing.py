@@ -1,4 +1,4 @@
-"""Small, deterministic fakes for unit tests. Never used by the product itself.
+"""Small, deterministic fakes (and a free-port helper) for tests and benchmarks. Never used by the product itself.
 
 ``FakeEmbedder`` hashes words into a fixed-size bag-of-words vector, so texts sharing words
 are similar: enough to test ranking logic without loading a model.
@@ -16,6 +16,7 @@ import hashlib
 import json
 import math
 import re
+import socket
 
 
 class FakeEmbedder:
@@ -109,3 +110,10 @@ class FakeGenerator:
 
 def _words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (for a test or bench server)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

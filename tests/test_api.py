@@ -4,7 +4,6 @@ official ``openai`` client and plain HTTP."""
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 
@@ -13,18 +12,12 @@ import pytest
 
 import rag
 from rag.config import ServingSettings
-from rag.testing import FakeEmbedder, FakeGenerator
+from rag.testing import FakeEmbedder, FakeGenerator, free_port
 from serving import server as srv
 
 openai = pytest.importorskip("openai")
 CMM = "Which benchmark evaluates Chinese multimodal math?"
 CMM_TITLE = "CMM-Math: A Chinese Multimodal Math Dataset"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class SlowGenerator(FakeGenerator):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
 from pathlib import Path
 from urllib.parse import urlparse
@@ -29,12 +28,6 @@ ANSWER_TIMEOUT_MS = 600_000  # one answer takes ~10-40 s on 2 idle cores, minute
 QUESTION = "Which benchmark evaluates Chinese multimodal math and how large is it?"
 FOLLOW_UP = "Which models were evaluated on it?"
 UNANSWERABLE = "What speedup does FlashAttention-3 achieve over FlashAttention-2 on H100 GPUs?"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Tracker:
@@ -74,6 +67,7 @@ def tracker():
 def served(tmp_path_factory, tracker):
     import rag
     from rag.config import ServingSettings
+    from rag.testing import free_port
     from serving import server as srv
     from serving.cmd_serve import prepare
 

@@ -13,6 +13,7 @@ from rag.config import GenerationSettings
 from rag.errors import GenerationError, InputError, MissingExtraError
 from rag.generation import Generator, build_generator
 from rag.generation.base import validate_messages
+from rag.testing import free_port
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 SMOL = "smollm2-135m-instruct-q4_1"
@@ -226,15 +227,12 @@ def test_llamacpp_request_timeout_is_an_error(tmp_path_factory):
 @pytest.mark.slow
 def test_openai_backend_against_a_real_llamacpp_http_server(tmp_path_factory):
     """generation.backend: openai talks to llama.cpp's own HTTP server (xllamacpp listening on a port)."""
-    import socket
 
     import xllamacpp as xlc
 
     from rag.models import resolve_gguf
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     p = xlc.CommonParams()
     p.model.path = str(resolve_gguf(SMOL, tmp_path_factory.mktemp("c4")))
     p.n_ctx, p.port, p.hostnames, p.verbosity = 2048, port, ["127.0.0.1"], -1

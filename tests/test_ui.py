@@ -9,7 +9,6 @@ from __future__ import annotations
 import html
 import json
 import re
-import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -22,17 +21,11 @@ import rag  # noqa: E402
 from rag.answer import Answer, Citation, Quote  # noqa: E402
 from rag.config import ServingSettings  # noqa: E402
 from rag.retrieval import Hit  # noqa: E402
-from rag.testing import FakeEmbedder, FakeGenerator  # noqa: E402
+from rag.testing import FakeEmbedder, FakeGenerator, free_port  # noqa: E402
 from serving import feedback, render, server as srv, ui  # noqa: E402
 
 CMM = "Which benchmark evaluates Chinese multimodal math?"
 CMM_TITLE = "CMM-Math: A Chinese Multimodal Math Dataset"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
