@@ -79,6 +79,23 @@ def rss_mib() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
+def memory_mib() -> dict:
+    """This process's memory from /proc/self/status, in MiB: ``rss`` = ``anon`` (heap, owned by the process)
+    + ``file`` (mmapped files such as the store's segments: page cache the kernel can drop and re-read)
+    + ``shmem``; ``peak`` is VmHWM. Linux only; {} elsewhere."""
+    keys = {"VmRSS": "rss", "RssAnon": "anon", "RssFile": "file", "RssShmem": "shmem", "VmHWM": "peak"}
+    try:
+        lines = Path("/proc/self/status").read_text().splitlines()
+    except OSError:
+        return {}
+    out = {}
+    for line in lines:
+        k, _, v = line.partition(":")
+        if k in keys:
+            out[keys[k]] = int(v.split()[0]) / 1024
+    return out
+
+
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 

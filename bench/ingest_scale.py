@@ -52,7 +52,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 
 from bench.common import (  # noqa: E402
-    RESULTS, CpuMonitor, indexed, machine_info, md_table, overlap, rss_mib, timed_queries, wait_quiet, write_json,
+    RESULTS, CpuMonitor, indexed, machine_info, md_table, memory_mib, overlap, rss_mib, timed_queries, wait_quiet, write_json,
 )
 from bench.synthetic import RandomEmbedder, make_snapshot  # noqa: E402
 
@@ -146,7 +146,7 @@ def store_child(snap: str, data_dir: str, config: str, vectors: str, queries_fil
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     emb = RandomEmbedder() if vectors == "random" else None
-    res: dict = {"rss_mib": {"start": rss_mib()}}
+    res: dict = {"rss_mib": {"start": rss_mib()}, "memory_mib": {"start": memory_mib()}}
     app = rag.load(config, data_dir=data_dir, embedder=emb, **{"store.hnsw_threshold": 10**12})  # build timed apart below
     with CpuMonitor() as mon:
         rep = app.ingest([snap], progress=True)
@@ -155,6 +155,7 @@ def store_child(snap: str, data_dir: str, config: str, vectors: str, queries_fil
     res.update(points=rep.points_total, write_s=write_s, chunks_per_s=rep.chunks_written / write_s, papers_per_s=rep.added / write_s,
                cpu_ingest=mon.result)
     res["rss_mib"]["after_ingest"] = rss_mib()
+    res["memory_mib"]["after_ingest"] = memory_mib()
     store = app.store
     with CpuMonitor() as mon:
         t = time.perf_counter()
@@ -162,6 +163,7 @@ def store_child(snap: str, data_dir: str, config: str, vectors: str, queries_fil
         res["optimize_s"] = time.perf_counter() - t
     res["cpu_optimize"] = mon.result
     res["rss_mib"]["after_optimize"] = rss_mib()
+    res["memory_mib"]["after_optimize"] = memory_mib()
     info = store.info()
     res["indexed_vectors"], res["shard_info"] = indexed(info), info
 
@@ -203,6 +205,7 @@ def store_child(snap: str, data_dir: str, config: str, vectors: str, queries_fil
         "queries": len(src),
     }
     res["rss_mib"]["after_queries"] = rss_mib()
+    res["memory_mib"]["after_queries"] = memory_mib()
     app.close()
     Path(out_file).write_text(json.dumps(res, default=str))
 
@@ -220,7 +223,7 @@ def chunks_per_record(work: Path, seed: int, n: int = 400) -> float:
     return len(chunk_papers(papers, ChunkSettings())) / len(papers)
 
 
-def part_store(chunks: list[int], work: Path, seed: int, config: str, vectors: str, keep: bool, out: dict, save) -> dict:
+def part_store(chunks: list[int], work: Path, seed: int, config: str, vectors: str, keep: bool, out: dict, save, run: dict | None = None) -> dict:
     ratio = chunks_per_record(work, seed)
     for target in chunks:
         n = int(round(target / ratio))
@@ -235,7 +238,7 @@ def part_store(chunks: list[int], work: Path, seed: int, config: str, vectors: s
         if r["rc"] != 0:
             raise SystemExit(f"store part failed at {target}: {r['stderr_tail']}")
         res = json.loads(res_file.read_text())
-        res.update(records=n, target_chunks=target, process_peak_rss_mib=r["peak_rss_mib"], wall_s=r["wall_s"],
+        res.update(run=run, records=n, target_chunks=target, process_peak_rss_mib=r["peak_rss_mib"], wall_s=r["wall_s"],
                    disk_mib=sum(f.stat().st_size for f in data.rglob("*") if f.is_file()) / 2**20, config=config, vectors=vectors)
         out[str(target)] = res
         L = res["latency_ms"]
@@ -351,14 +354,18 @@ def main(argv: list[str] | None = None) -> int:
     steps = {
         "dry_run": lambda out: part_dryrun([int(x) for x in args.dry_sizes.split(",")], work, args.seed, out, save),
         "store": lambda out: part_store([int(x) for x in args.chunks.split(",")], work, args.seed, args.config, args.vectors,
-                                        args.keep, out, save),
+                                        args.keep, out, save, run),
         "kill": lambda out: out.update(part_kill(args.kill_records, work, args.seed, args.config)),
     }
     path = None
     try:
         for key, part in (("dry_run", "dryrun"), ("store", "store"), ("kill", "kill")):
             if part in parts:
-                result[key] = {"run": run, "results": {}}
+                # store sizes are slow to re-run: sizes not run now keep their last result (each carries its run)
+                kept = result.get(key, {}).get("results", {}) if key == "store" else {}
+                for v in kept.values():
+                    v.setdefault("run", result[key].get("run"))
+                result[key] = {"run": run, "results": kept}
                 steps[key](result[key]["results"])
                 path = save()
     finally:
@@ -367,6 +374,14 @@ def main(argv: list[str] | None = None) -> int:
     print_tables(result)
     print(f"\nwrote {path}")
     return 0
+
+
+def _anon_file(v: dict) -> str:
+    """Heap vs mmapped-file RSS per phase ("-" for results from before the split was recorded)."""
+    m = v.get("memory_mib")
+    if not m:
+        return "-"
+    return ", ".join(f"{m[k]['anon']:,.0f} / {m[k]['file']:,.0f}" for k in ("after_ingest", "after_optimize", "after_queries") if m.get(k))
 
 
 def print_tables(r: dict) -> None:
@@ -386,9 +401,10 @@ def print_tables(r: dict) -> None:
                          f"{v['process_peak_rss_mib']:,.0f}", pp(L["hybrid HNSW int8"]), pp(L["hybrid HNSW float32"]), pp(L["hybrid exact"]),
                          pp(L["dense HNSW int8"]), pp(L["dense HNSW float32"]), pp(L["dense exact"]),
                          f"{R['dense_hnsw_int8@10_vs_exact']:.3f} / {R['dense_hnsw_float32@10_vs_exact']:.3f}",
-                         f"{R['hybrid_hnsw_int8@10_vs_exact']:.3f}"])
+                         f"{R['hybrid_hnsw_int8@10_vs_exact']:.3f}", _anon_file(v)])
         print(md_table(["chunks", "write chunks/s", "HNSW build s", "disk MiB", "peak RSS MiB", "hybrid int8", "hybrid f32", "hybrid exact",
-                        "dense int8", "dense f32", "dense exact", "dense recall@10 int8 / f32", "hybrid overlap@10 int8"], rows))
+                        "dense int8", "dense f32", "dense exact", "dense recall@10 int8 / f32", "hybrid overlap@10 int8",
+                        "RSS anon / file MiB (after ingest, optimize, queries)"], rows))
     if r.get("kill"):
         print("\n### kill -9, then re-run\n")
         print(md_table(["killed during", "killed in that phase", "re-run ok (complete, duplicate-free, indexed)", "points", "re-run s"],

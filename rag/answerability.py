@@ -33,7 +33,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 
-from rag.sentences import STOPWORDS, content_words, flat, names
+from rag.sentences import STOPWORDS, content_words, flat, names, numbers
 
 # Calibrated on the dev set (see the module docstring); changing them changes refusals.
 MIN_EVIDENCE = 0.30  # best evidence score under this (and no paper named): not answerable
@@ -52,10 +52,13 @@ _MODIFIER = re.compile(r"-(style|like|based|driven|written|generated|inspired|aw
 # "What X ...", "Which X ...", "How many X ...": the thing asked for, up to the verb
 _ASKED = re.compile(r"\b(?:what|which|how many|how much|under what|under which)\s+((?:[\w-]+\s+){0,2}?[\w-]+?)"
                     r"(?=\s+(?:do|does|did|is|are|was|were|has|have|had|can|could|would|will|and|or|of|for|in|on|to|"
-                    r"with|from|at|by|that|which)\b|[?,])", re.I)
+                    r"with|from|at|by|that|which|works?|gives?|yields?|performs?|helps?|\w+ed)\b|[?,])", re.I)
+# "What is X's Y ...": the thing asked for is Y
+_ASKED_OF = re.compile(r"\bwhat (?:is|are|was|were) (?:the )?[\w-]+'s\s+((?:[\w-]+\s+){0,2}?[\w-]+?)"
+                       r"(?=\s+(?:per|of|for|in|on|at|with|compared|when|during|and|or|to|from|by)\b|[?,])", re.I)
 _GENERIC = frozenset("method methods model models approach approaches technique techniques framework frameworks "
                      "paper papers work works study studies system systems way ways kind kinds type types one ones thing "
-                     "things part parts result results".split())
+                     "things part parts result results value values".split())
 _CAPITALISED = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]{2,}\b")
 RESEARCH_WORDS = frozenset(
     "model models modeling modelling dataset datasets benchmark benchmarks train training trained learning learn "
@@ -112,14 +115,23 @@ def distinctive_terms(question: str, capitalised: bool = True) -> list[str]:
     return list(out)
 
 
+def asked_phrases(question: str) -> list[list[str]]:
+    """The things a question asks for, each as its content words; the last one is the head noun.
+
+    >>> asked_phrases("How many GPU hours and what learning rate were used to train LlamaFusion?")
+    [['gpu', 'hours'], ['learning', 'rate']]
+    """
+    out = []
+    for m in sorted([*_ASKED.finditer(question), *_ASKED_OF.finditer(question)], key=lambda m: m.start()):
+        words = [w for w in content_words(m.group(1)) if "-" not in w and w not in _GENERIC and not w[0].isdigit()]
+        if words:
+            out.append(words)
+    return out
+
+
 def asked_words(question: str) -> list[str]:
     """The content words of what the question asks for ("What learning rate ..." -> learning, rate)."""
-    out: dict[str, None] = {}
-    for m in _ASKED.finditer(question):
-        for w in content_words(m.group(1)):
-            if w not in _GENERIC and not w[0].isdigit():
-                out.setdefault(w, None)
-    return list(out)
+    return list(dict.fromkeys(w for p in asked_phrases(question) for w in p))
 
 
 class CorpusVocabulary:
@@ -198,6 +210,53 @@ def assess(s: Signals) -> Verdict:
     if s.best_evidence < MIN_EVIDENCE and not s.name_match:
         return Verdict(False, "weak_evidence" if s.topical else "off_topic", False, s)
     return Verdict(True, "", s.best_evidence >= CONFIDENT_EVIDENCE and not s.asked_missing, s)
+
+
+_QUANTITY_Q = re.compile(r"\b(?:how (?:many|much)|what (?:number|percentage|fraction|share|proportion|amount) of|"
+                         r"number of)\b", re.I)
+_QUANTITY_NOUNS = frozenset("number numbers percentage fraction share proportion amount ratio size count".split())
+
+
+def _stem(word: str) -> str:
+    """A crude stem that makes "stages"/"stage", "trained"/"training", "radiographs"/"radiograph" meet."""
+    w = word.lower()
+    for suffix, repl in (("ies", "y"), ("sses", "ss"), ("ing", ""), ("ed", ""), ("s", "")):
+        if w.endswith(suffix) and len(w) - len(suffix) >= 3 and not (suffix == "s" and w.endswith("ss")):
+            return w[: len(w) - len(suffix)] + repl
+    return w
+
+
+def quotes_answer(question: str, quotes: list[str]) -> bool:
+    """Do the quotes hold the thing the question asks for? Gates the extractive fallback: when the model
+    declined, quoting the best sentences only helps if they state what was asked.
+
+    * "How many X ..." / "What number of X ...": a number next to X (within 4 words; any number if
+      no X can be told, as in "How much does it improve?").
+    * "What X ..." / "Which X ...": at least half of X's words.
+    * Anything else ("How does ...", "Why ...", "Which paper ..."): nothing to check; True.
+
+    >>> quotes_answer("How many parameters does CoLVA have?", ["CoLVA reaches 51.06% accuracy on MMVM."])
+    False
+    >>> quotes_answer("How many long videos are in SceneWalk?", ["SceneWalk has 87.8K long videos."])
+    True
+    >>> quotes_answer("What dropout rate does Symile use?", ["Symile's objective is a lower bound on total correlation."])
+    False
+    """
+    phrases = [[w for w in p if w not in _QUANTITY_NOUNS] for p in asked_phrases(question)]
+    heads = {_stem(p[-1]) for p in phrases if p}
+    text = " ".join(quotes)
+    if _QUANTITY_Q.search(question):
+        tokens = re.findall(r"[\w%.,-]+", text)
+        is_number = [bool(numbers(t)) for t in tokens]
+        if not heads:
+            return any(is_number)
+        near = [i for i, t in enumerate(tokens) if any(_stem(w) in heads for w in content_words(t))]
+        return any(any(is_number[j] for j in range(max(0, i - 4), min(len(tokens), i + 5))) for i in near)
+    words = {_stem(w) for p in phrases for w in p}
+    if not words:
+        return True
+    have = {_stem(w) for w in content_words(text)}
+    return bool(heads & have) and len(words & have) * 2 >= len(words)
 
 
 def subjects(question: str, papers: list) -> list[str]:

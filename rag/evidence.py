@@ -34,7 +34,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from rag.retrieval import Hit
-from rag.sentences import Sentence, content_words, names, numbers, split_sentences
+from rag.sentences import Sentence, content_words, flat, names, numbers, split_sentences
 
 COSINE, LEXICAL, PRIOR = 0.55, 0.45, 0.04
 NUMBER_BONUS = 0.10  # for a question asking "how many / how large / what accuracy", sentences that state numbers
@@ -227,21 +227,42 @@ def _overlap(terms: dict[str, float], have: set[str], title_terms: set[str], idf
     return got / total
 
 
-def select(papers: list[SourcePaper], max_papers: int = 3, per_paper: int = 3, keep: float = 0.75) -> list[tuple[SourcePaper, list[int]]]:
+def calls_by_name(question: str, title: str) -> bool:
+    """Does the question call the paper by its short name (the title before its colon)?
+
+    >>> calls_by_name("How do MIO and LLaVA-KD train?", "LLaVA-KD: A Framework of Distilling MLLMs")
+    True
+    >>> calls_by_name("How do MLLMs train?", "Distilling MLLMs")
+    False
+    """
+    return ":" in title and flat(title.split(":")[0]) in {flat(n) for n in names(question)}
+
+
+def candidates(question: str, hits: list[Hit], n: int) -> list[Hit]:
+    """The first ``n`` hits, plus any later hit that the question calls by name."""
+    return hits[:n] + [h for h in hits[n:] if calls_by_name(question, h.title)]
+
+
+def select(papers: list[SourcePaper], max_papers: int = 3, per_paper: int = 3, keep: float = 0.75,
+           question: str = "") -> list[tuple[SourcePaper, list[int]]]:
     """The papers worth showing the model and the sentence indexes to quote from each (in abstract order).
 
     A paper is kept when its best sentence scores at least ``keep`` x the best paper's. From each kept
     paper: the best sentence for each part of the question, then the best overall, up to ``per_paper``
     (``per_paper - 1`` for papers after the first), each with the sentence before it when it starts
-    by referring back ("It ...", "This ...").
+    by referring back ("It ...", "This ..."). A question that calls two or more papers by their short
+    name ("How do MIO and LLaVA-KD ...") gets those papers first, whatever their scores.
     """
     if not papers:
         return []
     order = sorted(papers, key=lambda p: (-p.best, p.rank))
     top = order[0].best
+    named = [p for p in order if calls_by_name(question, p.title)]
+    if len(named) > 1:  # a question about several papers by name: those papers, whatever their scores
+        order = named + [p for p in order if p not in named]
     out = []
-    for p in order[:max_papers]:
-        if out and p.best < keep * top:
+    for p in order[:max(max_papers, len(named))]:
+        if out and p.best < keep * top and not (len(named) > 1 and p in named):
             break
         n = per_paper if not out else max(1, per_paper - 1)
         chosen: list[int] = []

@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Iterator
 
-from rag import answerability, evidence, followup, lists
+from rag import answerability, evidence, extractive, followup, lists
 from rag.answer import (ANSWER, EMERGENCY, EXTRACTIVE, INJECTION, LIST, OFF_TOPIC, REFUSAL, Answer, Citation, Quote,
                         Sources)
 from rag.citations import Attributor
@@ -156,7 +156,7 @@ class Answerer:
                        retrieval_ms=retrieval.embed_ms + retrieval.search_ms)
         t = time.perf_counter()
         hits = self._with_history_papers(retrieval.hits, extra)
-        papers = self._sources(question, hits[: max(s.llm_sources, len(extra) + 1)], retrieval.vector)
+        papers = self._sources(question, evidence.candidates(question, hits, max(s.llm_sources, len(extra) + 1)), retrieval.vector)
         verdict = answerability.assess(answerability.signals(question, papers, retrieval.best_dense, self.vocabulary,
                                                              translated=base["language"] != "en"))
         timings["evidence_ms"] = (time.perf_counter() - t) * 1000
@@ -164,7 +164,7 @@ class Answerer:
                     signals=verdict.signals.to_dict())
         if not verdict.answerable:
             return self._refusal(base, timings, t0, verdict.reason, verdict.explain(), hits)
-        selection = evidence.select(papers, max_papers=s.llm_sources, per_paper=s.quotes_per_paper, keep=s.keep_papers)
+        selection = evidence.select(papers, s.llm_sources, s.quotes_per_paper, s.keep_papers, question)
         chosen = [p for p, _ in selection]
         base["sources"] = [_with_abstract(p) for p in chosen] + [h for h in base["sources"] if h.paper_id not in {p.paper_id for p in chosen}]
         yield Sources(base["sources"], question)  # shown while the model writes
@@ -180,11 +180,16 @@ class Answerer:
         result = att.result()
         if not found or not result.citations:
             reason = "model" if not found else "unsupported"
-            if verdict.confident and answerability.mentions_the_question(question, selection[0][0]):
-                return self._extractive_fallback(selection, base, timings, t0, reason, result)
+            parts = extractive.fallback(question, selection)
+            if verdict.confident and answerability.mentions_the_question(question, selection[0][0]) and \
+                    answerability.quotes_answer(question, extractive.texts(selection, parts)):
+                return self._extractive_fallback(selection, parts, base, timings, t0, reason, result)
             return self._refusal(base, timings, t0, reason, "", hits, dropped=result.dropped)
+        text, citations = extractive.complete(question, selection, result.text, result.citations)
+        if stream and text != result.text:  # a paper the question names, left out by the model: its best quote
+            yield text[len(result.text):]
         timings["total_s"] = time.perf_counter() - t0
-        return Answer(text=result.text, citations=result.citations, refused=False, timings=timings,
+        return Answer(text=text, citations=citations, refused=False, timings=timings,
                       dropped_sentences=result.dropped, kind=ANSWER, generated_text=result.text, **base)
 
     def _verified(self, gen, att: Attributor, json_mode: bool, stream: bool, timings: dict, t: float):
@@ -218,17 +223,11 @@ class Answerer:
                 emitted = True
         return True
 
-    def _extractive_fallback(self, selection, base, timings, t0, reason, result) -> Answer:
+    def _extractive_fallback(self, selection, parts, base, timings, t0, reason, result) -> Answer:
         """The model declined or wrote nothing supported, yet the evidence answers: quote it."""
-        paper, idx = selection[0]
-        best = sorted([i for i in paper.ranked() if i in idx][:2])
-        quotes = [Quote(paper.sentences[i].text, paper.sentences[i].start, paper.sentences[i].end, paper.sentences[i].text)
-                  for i in best]
-        quotes += [Quote(paper.sentences[i].text, paper.sentences[i].start, paper.sentences[i].end) for i in idx if i not in best]
-        text = " ".join(f"\u201c{paper.sentences[i].text}\u201d [1]" for i in best)
+        text, citations = extractive.quote_answer(selection, parts)
         timings["total_s"] = time.perf_counter() - t0
-        return Answer(text=text, citations=[Citation(1, paper.title, paper.paper_id, paper.abstract, quotes)],
-                      refused=False, timings=timings, kind=EXTRACTIVE, refusal_reason="",
+        return Answer(text=text, citations=citations, refused=False, timings=timings, kind=EXTRACTIVE, refusal_reason="",
                       dropped_sentences=result.dropped if result else [], **{**base, "signals": {**base["signals"], "fallback_because": reason}})
 
     def _list(self, question: str, base: dict, timings: dict, filters, t0: float) -> Answer:

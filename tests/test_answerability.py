@@ -3,7 +3,7 @@
 import pytest
 
 import rag
-from rag.answerability import CorpusVocabulary, Signals, assess, asked_words, distinctive_terms
+from rag.answerability import CorpusVocabulary, Signals, assess, asked_words, distinctive_terms, quotes_answer
 from rag.testing import FakeEmbedder
 
 
@@ -15,6 +15,28 @@ def test_distinctive_terms_normalise_modifiers_and_skip_common_words():
 def test_asked_words():
     assert asked_words("Under what licence are the TableGPT2 weights released?") == ["licence"]
     assert asked_words("What is the method?") == []
+
+
+QUOTE = "CMM-Math contains over 28,000 high-quality samples across 12 grade levels."
+
+
+@pytest.mark.parametrize("question,answers", [
+    ("How many samples does CMM-Math contain?", True),  # a number next to the thing counted
+    ("How many grade levels does CMM-Math cover?", True),
+    ("What fraction of CMM-Math is multiple-choice?", True),  # "fraction" is answered by any number
+    ("How many GPUs were used to build CMM-Math?", False),  # numbers, but none of GPUs
+    ("How many samples and how many annotators does CMM-Math have?", True),  # one part is there
+    ("What licence is CMM-Math released under?", False),
+    ("What learning rate and batch size were used?", False),
+    ("Which grade levels does CMM-Math cover?", True),
+    ("Why is CMM-Math hard?", True),  # nothing to check: the evidence score decides
+])
+def test_quotes_answer(question, answers):
+    assert quotes_answer(question, [QUOTE]) is answers
+
+
+def test_quotes_answer_needs_a_number_for_how_many():
+    assert not quotes_answer("How many problems are there?", ["The problems come with detailed solutions."])
 
 
 @pytest.mark.parametrize("signals,answerable,reason", [

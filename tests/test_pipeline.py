@@ -106,6 +106,11 @@ def test_extractive_fallback_when_the_model_declines_strong_evidence(app):
     assert a.signals.get("fallback_because") == "model"
 
 
+def test_no_extractive_fallback_when_the_quotes_lack_what_is_asked(app):
+    a = variant(app, Declining()).ask("How many GPUs were used to build the CMM-Math dataset?")
+    assert a.refused and a.citations == [] and a.refusal_reason == "model", a.to_dict()
+
+
 def test_declining_model_without_confident_evidence_is_a_refusal(app, monkeypatch):
     monkeypatch.setattr("rag.answerability.CONFIDENT_EVIDENCE", 0.99)
     a = variant(app, Declining()).ask("What is CMM-Math and how many samples does CMM-Math contain?")

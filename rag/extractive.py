@@ -1,0 +1,81 @@
+"""Answers made of quotes: the fallback when the model declines, and completing a model answer.
+
+The pipeline falls back to quoting the evidence when the model declines (or writes nothing the
+quotes support) although the evidence scorer says the papers answer. What to quote:
+
+* the best paper's two best selected sentences;
+* for a question that names several of the selected papers ("How do MIO and LLaVA-KD train?"),
+  also the best selected sentence of every other paper it names, so each part gets its quote.
+
+``complete`` does the same for a model answer: a question naming two papers whose answer cites only
+one gets the best quote of the other appended (the 0.5B model often answers only the first part).
+
+Example:
+    >>> from types import SimpleNamespace as P
+    >>> from rag.sentences import split_sentences
+    >>> def paper(title, text, scores):
+    ...     return P(title=title, paper_id=title, abstract=text, sentences=split_sentences(text),
+    ...              ranked=lambda: sorted(range(len(scores)), key=lambda i: -scores[i]))
+    >>> mio = paper("MIO: tokens", "MIO is big. MIO has four training stages.", [0.2, 0.9])
+    >>> kd = paper("LLaVA-KD: distilling", "LLaVA-KD uses three stages. It is small.", [0.8, 0.1])
+    >>> parts = fallback("How are MIO and LLaVA-KD trained?", [(mio, [0, 1]), (kd, [0, 1])])
+    >>> [(n, i) for n, i in parts]
+    [(0, [0, 1]), (1, [0])]
+    >>> text, cites = quote_answer([(mio, [0, 1]), (kd, [0, 1])], parts)
+    >>> text
+    '“MIO is big.” [1] “MIO has four training stages.” [1] “LLaVA-KD uses three stages.” [2]'
+"""
+
+from __future__ import annotations
+
+from rag.answer import Citation, Quote
+from rag.evidence import calls_by_name
+
+
+def named(question: str, selection: list) -> list[int]:
+    """Indexes of the selected papers the question calls by their short name (the title before its
+    colon: "MIO" for "MIO: A Foundation Model ..."), in selection order. "LLMs" names no paper."""
+    return [k for k, (p, _) in enumerate(selection) if calls_by_name(question, p.title)]
+
+
+def _best(paper, idx: list[int], n: int) -> list[int]:
+    return sorted([i for i in paper.ranked() if i in idx][:n])
+
+
+def fallback(question: str, selection: list) -> list[tuple[int, list[int]]]:
+    """(selection index, sentence indexes) to quote: the first paper's two best selected sentences,
+    then the best one of each other paper the question names."""
+    parts = [(0, _best(*selection[0], 2))]
+    for k in named(question, selection):
+        if k != 0:
+            parts.append((k, _best(*selection[k], 1)))
+    return [(k, idx) for k, idx in parts if idx]
+
+
+def texts(selection: list, parts: list[tuple[int, list[int]]]) -> list[str]:
+    return [selection[k][0].sentences[i].text for k, idx in parts for i in idx]
+
+
+def quote_answer(selection: list, parts: list[tuple[int, list[int]]]) -> tuple[str, list[Citation]]:
+    """The answer text (each quote followed by its [n]) and one Citation per quoted paper, numbered as
+    in the selection; the quotes shown come first, then the rest of that paper's selected evidence."""
+    text, citations = [], []
+    for k, idx in parts:
+        paper, evidence = selection[k]
+        s = paper.sentences
+        text += [f"\u201c{s[i].text}\u201d [{k + 1}]" for i in idx]
+        quotes = [Quote(s[i].text, s[i].start, s[i].end, s[i].text if i in idx else "")
+                  for i in idx + [i for i in evidence if i not in idx]]
+        citations.append(Citation(k + 1, paper.title, paper.paper_id, paper.abstract, quotes))
+    return " ".join(text), citations
+
+
+def complete(question: str, selection: list, text: str, citations: list[Citation]) -> tuple[str, list[Citation]]:
+    """Append the best quote of each paper the question names that the answer does not cite."""
+    cited = {c.number for c in citations}
+    missing = [(k, _best(*selection[k], 1)) for k in named(question, selection) if k + 1 not in cited]
+    missing = [(k, idx) for k, idx in missing if idx]
+    if not missing or len(named(question, selection)) < 2:
+        return text, citations
+    more, extra = quote_answer(selection, missing)
+    return f"{text} {more}", sorted(citations + extra, key=lambda c: c.number)
