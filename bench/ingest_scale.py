@@ -238,6 +238,9 @@ def part_store(chunks: list[int], work: Path, seed: int, config: str, vectors: s
         if r["rc"] != 0:
             raise SystemExit(f"store part failed at {target}: {r['stderr_tail']}")
         res = json.loads(res_file.read_text())
+        reopen = run_child(["-c", OPEN_CHILD, str(ROOT), str(data), config])
+        res["serving_process"] = (json.loads(reopen["stdout"]) | {"peak_rss_mib": reopen["peak_rss_mib"]} if reopen["rc"] == 0
+                                  else {"error": reopen["stderr_tail"]})
         res.update(run=run, records=n, target_chunks=target, process_peak_rss_mib=r["peak_rss_mib"], wall_s=r["wall_s"],
                    disk_mib=sum(f.stat().st_size for f in data.rglob("*") if f.is_file()) / 2**20, config=config, vectors=vectors)
         out[str(target)] = res
@@ -254,6 +257,27 @@ def part_store(chunks: list[int], work: Path, seed: int, config: str, vectors: s
 
 
 # -- part: kill -9 --------------------------------------------------------------------------------
+# A fresh process that opens the finished index and queries it, as `rag serve` would: its memory is what a
+# server of that index holds (the ingest process's heap is the writer's, returned when it closes).
+OPEN_CHILD = r"""
+import sys, json
+sys.path.insert(0, sys.argv[1])
+import numpy as np
+import rag
+from rag.store import QuerySpec, sparse_query
+from bench.common import memory_mib
+from bench.synthetic import RandomEmbedder
+before = memory_mib()
+with rag.load(sys.argv[3], data_dir=sys.argv[2], embedder=RandomEmbedder()) as app:
+    n = app.store.count()
+    opened = memory_mib()
+    rng = np.random.default_rng(1)
+    for i in range(200):
+        v = rng.standard_normal(384).astype(np.float32)
+        app.store.query(QuerySpec(dense=(v / np.linalg.norm(v)).tolist(), sparse=sparse_query("multimodal model benchmark"), limit=20))
+    print(json.dumps({"points": n, "before_open": before, "after_open": opened, "after_200_hybrid_queries": memory_mib()}))
+"""
+
 KILL_CHILD = r"""
 import sys, logging
 sys.path.insert(0, sys.argv[1])
@@ -377,11 +401,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _anon_file(v: dict) -> str:
-    """Heap vs mmapped-file RSS per phase ("-" for results from before the split was recorded)."""
+    """Heap vs mmapped-file RSS per phase, then in a fresh serving process ("-" for results from before
+    the split was recorded)."""
     m = v.get("memory_mib")
     if not m:
         return "-"
-    return ", ".join(f"{m[k]['anon']:,.0f} / {m[k]['file']:,.0f}" for k in ("after_ingest", "after_optimize", "after_queries") if m.get(k))
+    out = ", ".join(f"{m[k]['anon']:,.0f} / {m[k]['file']:,.0f}" for k in ("after_ingest", "after_optimize", "after_queries") if m.get(k))
+    srv = (v.get("serving_process") or {}).get("after_200_hybrid_queries")
+    return out + (f"; serving {srv['anon']:,.0f} / {srv['file']:,.0f}" if srv else "")
 
 
 def print_tables(r: dict) -> None:
@@ -404,7 +431,7 @@ def print_tables(r: dict) -> None:
                          f"{R['hybrid_hnsw_int8@10_vs_exact']:.3f}", _anon_file(v)])
         print(md_table(["chunks", "write chunks/s", "HNSW build s", "disk MiB", "peak RSS MiB", "hybrid int8", "hybrid f32", "hybrid exact",
                         "dense int8", "dense f32", "dense exact", "dense recall@10 int8 / f32", "hybrid overlap@10 int8",
-                        "RSS anon / file MiB (after ingest, optimize, queries)"], rows))
+                        "RSS anon / file MiB (after ingest, optimize, queries; fresh serving process)"], rows))
     if r.get("kill"):
         print("\n### kill -9, then re-run\n")
         print(md_table(["killed during", "killed in that phase", "re-run ok (complete, duplicate-free, indexed)", "points", "re-run s"],
