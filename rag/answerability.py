@@ -230,9 +230,10 @@ def quotes_answer(question: str, quotes: list[str]) -> bool:
     """Do the quotes hold the thing the question asks for? Gates the extractive fallback: when the model
     declined, quoting the best sentences only helps if they state what was asked.
 
-    * "How many X ..." / "What number of X ...": a number next to X (within 4 words; any number if
-      no X can be told, as in "How much does it improve?").
-    * "What X ..." / "Which X ...": at least half of X's words.
+    * "How many X ..." / "What number of X ...": a number next to X's head noun (within 4 words; any
+      number if no X can be told, as in "How much does it improve?").
+    * "What X ..." / "Which X ...": X's head noun ("rate" of "learning rate") and at least half of the
+      asked words (dev calibration: "recipes" vs "four-stage training process" is a loss we accept).
     * Anything else ("How does ...", "Why ...", "Which paper ..."): nothing to check; True.
 
     >>> quotes_answer("How many parameters does CoLVA have?", ["CoLVA reaches 51.06% accuracy on MMVM."])

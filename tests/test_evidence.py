@@ -45,3 +45,24 @@ def test_scores_are_deterministic():
     scorer = EvidenceScorer(FakeEmbedder())
     first = list(scorer.score("beta gamma", [p])[0].scores)
     assert scorer.score("beta gamma", [p])[0].scores == first
+
+
+def _scored(best, rank, title="P"):
+    p = _paper(f"{title}{rank}" if title == "P" else title, "One sentence here. Another one.", rank)
+    p.scores = p.local_scores = [best, best / 2]
+    p.part_scores = []
+    return p
+
+
+def test_retrieval_rank_breaks_near_ties_between_papers():
+    first, second = _scored(0.50, 0), _scored(0.55, 1)  # the retrieval's top paper, a slightly better sentence elsewhere
+    assert [p for p, _ in select([second, first])][0] is first
+    far = _scored(0.80, 1)  # a much better sentence still wins
+    assert [p for p, _ in select([far, first])][0] is far
+
+
+def test_papers_called_by_name_are_kept_whatever_their_scores():
+    mio, kd, other = _scored(0.6, 0, "MIO: tokens"), _scored(0.2, 3, "LLaVA-KD: distilling"), _scored(0.58, 1, "Other: x")
+    chosen = [p for p, _ in select([mio, other, kd], max_papers=2, question="How do MIO and LLaVA-KD train?")]
+    assert chosen[:2] == [mio, kd]
+    assert kd not in [p for p, _ in select([mio, other, kd], max_papers=2, question="How does MIO train?")]
