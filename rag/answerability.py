@@ -50,15 +50,17 @@ _COMMON_CAPITALISED = frozenset(
 _MODIFIER = re.compile(r"-(style|like|based|driven|written|generated|inspired|aware|free|guided|level|scale|sized|"
                        r"specific|centric|only|powered|enabled|friendly|type|esque)$", re.I)
 # "What X ...", "Which X ...", "How many X ...": the thing asked for, up to the verb
-_ASKED = re.compile(r"\b(?:what|which|how many|how much|under what|under which)\s+((?:[\w-]+\s+){0,2}?[\w-]+?)"
+_AUX = r"(?!(?:do|does|did|is|are|was|were|can|could|has|have|had|will|would)\b)"
+_ASKED = re.compile(r"\b(what|which|how many|how much|under what|under which)\s+" + _AUX + r"((?:[\w-]+\s+){0,2}?[\w-]+?)"
                     r"(?=\s+(?:do|does|did|is|are|was|were|has|have|had|can|could|would|will|and|or|of|for|in|on|to|"
                     r"with|from|at|by|that|which|works?|gives?|yields?|performs?|helps?|\w+ed)\b|[?,])", re.I)
 # "What is X's Y ...": the thing asked for is Y
-_ASKED_OF = re.compile(r"\bwhat (?:is|are|was|were) (?:the )?[\w-]+'s\s+((?:[\w-]+\s+){0,2}?[\w-]+?)"
+_ASKED_OF = re.compile(r"\b(what) (?:is|are|was|were) (?:the )?[\w-]+'s\s+((?:[\w-]+\s+){0,2}?[\w-]+?)"
                        r"(?=\s+(?:per|of|for|in|on|at|with|compared|when|during|and|or|to|from|by)\b|[?,])", re.I)
 _GENERIC = frozenset("method methods model models approach approaches technique techniques framework frameworks "
                      "paper papers work works study studies system systems way ways kind kinds type types one ones thing "
-                     "things part parts result results value values".split())
+                     "things part parts result results value values categories category aspects aspect factors factor components "
+                     "component elements element strategies strategy".split())
 _CAPITALISED = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]{2,}\b")
 RESEARCH_WORDS = frozenset(
     "model models modeling modelling dataset datasets benchmark benchmarks train training trained learning learn "
@@ -121,11 +123,16 @@ def asked_phrases(question: str) -> list[list[str]]:
     >>> asked_phrases("How many GPU hours and what learning rate were used to train LlamaFusion?")
     [['gpu', 'hours'], ['learning', 'rate']]
     """
+    return [words for _, words in _asked(question)]
+
+
+def _asked(question: str) -> list[tuple[str, list[str]]]:
+    """(wh-word, content words) of each thing asked for, in question order."""
     out = []
     for m in sorted([*_ASKED.finditer(question), *_ASKED_OF.finditer(question)], key=lambda m: m.start()):
-        words = [w for w in content_words(m.group(1)) if "-" not in w and w not in _GENERIC and not w[0].isdigit()]
+        words = [w for w in content_words(m.group(2)) if "-" not in w and w not in _GENERIC and not w[0].isdigit()]
         if words:
-            out.append(words)
+            out.append((m.group(1).lower().split()[-1] if m.group(1).lower() != "how many" else "how many", words))
     return out
 
 
@@ -212,8 +219,11 @@ def assess(s: Signals) -> Verdict:
     return Verdict(True, "", s.best_evidence >= CONFIDENT_EVIDENCE and not s.asked_missing, s)
 
 
-_QUANTITY_Q = re.compile(r"\b(?:how (?:many|much)|what (?:number|percentage|fraction|share|proportion|amount) of|"
-                         r"number of)\b", re.I)
+# a count or amount asked without naming what is counted: any number in the quotes can answer it
+_BARE_QUANTITY = re.compile(r"\bhow (?:much|big|large|long|fast|often)\s+(?:(?:more|less|faster|better|larger|smaller)\s+)?"
+                            r"(?:do|does|did|is|are|was|were|can|could|has|have|had|will|would)\b|"
+                            r"\bby (?:how much|what (?:fraction|factor|percentage|margin))\b|\bwhat (?:fraction|percentage|share|proportion)\b",
+                            re.I)
 _QUANTITY_NOUNS = frozenset("number numbers percentage fraction share proportion amount ratio size count".split())
 
 
@@ -230,11 +240,15 @@ def quotes_answer(question: str, quotes: list[str]) -> bool:
     """Do the quotes hold the thing the question asks for? Gates the extractive fallback: when the model
     declined, quoting the best sentences only helps if they state what was asked.
 
-    * "How many X ..." / "What number of X ...": a number next to X's head noun (within 4 words; any
-      number if no X can be told, as in "How much does it improve?").
-    * "What X ..." / "Which X ...": X's head noun ("rate" of "learning rate") and at least half of the
-      asked words (dev calibration: "recipes" vs "four-stage training process" is a loss we accept).
-    * Anything else ("How does ...", "Why ...", "Which paper ..."): nothing to check; True.
+    Each thing asked for is one check; the quotes answer if any check passes (a two-part question
+    is answered in part), or if there is nothing to check:
+
+    * "How many X ..." / "How much X ...": a number next to X's head noun (within 4 words).
+    * "How much does ...", "How big is ...", "By what fraction ...": any number.
+    * "What X ...": X's head noun ("rate" of "learning rate") and half of X's words, or X's acronym
+      ("WER" for "word error rate"). Container words ("categories", "aspects") are not X.
+    * "Which X ...", "How does ...", "Why ...": a name or a description is asked for; not checked
+      (the evidence score decides).
 
     >>> quotes_answer("How many parameters does CoLVA have?", ["CoLVA reaches 51.06% accuracy on MMVM."])
     False
@@ -243,21 +257,26 @@ def quotes_answer(question: str, quotes: list[str]) -> bool:
     >>> quotes_answer("What dropout rate does Symile use?", ["Symile's objective is a lower bound on total correlation."])
     False
     """
-    phrases = [[w for w in p if w not in _QUANTITY_NOUNS] for p in asked_phrases(question)]
-    heads = {_stem(p[-1]) for p in phrases if p}
     text = " ".join(quotes)
-    if _QUANTITY_Q.search(question):
-        tokens = re.findall(r"[\w%.,-]+", text)
-        is_number = [bool(numbers(t)) for t in tokens]
-        if not heads:
-            return any(is_number)
-        near = [i for i, t in enumerate(tokens) if any(_stem(w) in heads for w in content_words(t))]
-        return any(any(is_number[j] for j in range(max(0, i - 4), min(len(tokens), i + 5))) for i in near)
-    words = {_stem(w) for p in phrases for w in p}
-    if not words:
-        return True
+    tokens = re.findall(r"[\w%.,-]+", text)
+    is_number = [bool(numbers(t)) for t in tokens]
     have = {_stem(w) for w in content_words(text)}
-    return bool(heads & have) and len(words & have) * 2 >= len(words)
+    checks = [any(is_number)] if _BARE_QUANTITY.search(question) else []
+    for wh, words in _asked(question):
+        words = [w for w in words if w not in _QUANTITY_NOUNS]
+        if not words or wh == "which":  # "which X": a name is asked for; the evidence score decides
+            continue
+        head = _stem(words[-1])
+        if wh in ("how many", "much"):  # a number next to the thing counted
+            near = [i for i, t in enumerate(tokens) if any(_stem(w) == head for w in content_words(t))]
+            checks.append(any(any(is_number[j] for j in range(max(0, i - 4), min(len(tokens), i + 5))) for i in near))
+        else:  # the head noun (or the phrase's acronym: "word error rate" -> WER) and half the words
+            acronym = "".join(w[0] for w in words).upper() if len(words) > 1 else ""
+            if acronym and re.search(rf"\b{acronym}s?\b", text):
+                checks.append(True)
+            else:
+                checks.append(head in have and sum(_stem(w) in have for w in words) * 2 >= len(words))
+    return not checks or any(checks)
 
 
 def subjects(question: str, papers: list) -> list[str]:

@@ -35,6 +35,19 @@ def test_quotes_answer(question, answers):
     assert quotes_answer(question, [QUOTE]) is answers
 
 
+@pytest.mark.parametrize("question,quotes,answers", [
+    ("How much does LlamaFusion improve image understanding?", "LlamaFusion improves image understanding by 20%.", True),
+    ("How big is the dataset, and what RL algorithm is used after it?", "The dataset has 200K samples.", True),  # one part
+    ("What word error rate does Llama-AVSR reach?", "Llama-AVSR reaches a WER of 0.81% on LRS3.", True),  # the acronym
+    ("On which benchmarks did MedTrinity-25M reach the state of the art?", "It is best on VQA-RAD.", True),  # a name: unchecked
+    ("What categories of errors are injected?", "Errors are swapped objects and wrong counts.", True),  # a container word
+    ("How much memory does LlamaFusion need?", "LlamaFusion uses 50% of the FLOPs.", False),  # a number, not of memory
+    ("What learning rate was used to pretrain 4M?", "We propose 4M, a training scheme.", False),
+])
+def test_quotes_answer_question_forms(question, quotes, answers):
+    assert quotes_answer(question, [quotes]) is answers
+
+
 def test_quotes_answer_needs_a_number_for_how_many():
     assert not quotes_answer("How many problems are there?", ["The problems come with detailed solutions."])
 
