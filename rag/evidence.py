@@ -255,19 +255,18 @@ def select(papers: list[SourcePaper], max_papers: int = 3, per_paper: int = 3, k
     when its best sentence scores at least ``keep`` x the best paper's. From each kept
     paper: the best sentence for each part of the question, then the best overall, up to ``per_paper``
     (``per_paper - 1`` for papers after the first), each with the sentence before it when it starts
-    by referring back ("It ...", "This ..."). A question that calls two or more papers by their short
-    name ("How do MIO and LLaVA-KD ...") gets those papers first, whatever their scores.
+    by referring back ("It ...", "This ..."). Papers the question calls by their short name ("What is
+    NVLM?", "How do MIO and LLaVA-KD ...") come first, whatever their scores.
     """
     if not papers:
         return []
     order = sorted(papers, key=lambda p: (-(p.best + RANK_WEIGHT / (1 + p.rank)), p.rank))
     top = max(p.best for p in papers)
     named = [p for p in order if calls_by_name(question, p.title)]
-    if len(named) > 1:  # a question about several papers by name: those papers, whatever their scores
-        order = named + [p for p in order if p not in named]
+    order = named + [p for p in order if p not in named]  # papers asked about by name first, whatever their scores
     out = []
     for p in order[:max(max_papers, len(named))]:
-        if out and p.best < keep * top and not (len(named) > 1 and p in named):
+        if out and p.best < keep * top and p not in named:
             break
         n = per_paper if not out else max(1, per_paper - 1)
         chosen: list[int] = []

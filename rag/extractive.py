@@ -24,6 +24,9 @@ Example:
     >>> text, cites = quote_answer([(mio, [0, 1]), (kd, [0, 1])], parts)
     >>> text
     '“MIO is big.” [1] “MIO has four training stages.” [1] “LLaVA-KD uses three stages.” [2]'
+    >>> big = paper("CMM-Math: math", "CMM-Math is Chinese. It is hard. It has 28,000 samples.", [0.9, 0.8, 0.5])
+    >>> fallback("How large is CMM-Math?", [(big, [0, 1, 2])], holds=lambda t: any("28,000" in x for x in t))
+    [(0, [0, 2])]
 """
 
 from __future__ import annotations
@@ -42,10 +45,19 @@ def _best(paper, idx: list[int], n: int) -> list[int]:
     return sorted([i for i in paper.ranked() if i in idx][:n])
 
 
-def fallback(question: str, selection: list) -> list[tuple[int, list[int]]]:
+def fallback(question: str, selection: list, holds=None) -> list[tuple[int, list[int]]]:
     """(selection index, sentence indexes) to quote: the first paper's two best selected sentences,
-    then the best one of each other paper the question names."""
-    parts = [(0, _best(*selection[0], 2))]
+    then the best one of each other paper the question names. ``holds(texts)``: whether quotes hold what
+    is asked (``answerability.quotes_answer``); if the two best do not, the best selected sentence
+    that does replaces the second ("how large is it?" and the sentence with the size)."""
+    paper, idx = selection[0]
+    top = [i for i in paper.ranked() if i in idx]
+    first = sorted(top[:2])
+    if holds is not None and top and not holds([paper.sentences[i].text for i in first]):
+        better = [i for i in top[1:] if holds([paper.sentences[i].text])]
+        if better:
+            first = sorted([top[0], better[0]])
+    parts = [(0, first)]
     for k in named(question, selection):
         if k != 0:
             parts.append((k, _best(*selection[k], 1)))

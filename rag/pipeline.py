@@ -180,7 +180,7 @@ class Answerer:
         result = att.result()
         if not found or not result.citations:
             reason = "model" if not found else "unsupported"
-            parts = extractive.fallback(question, selection)
+            parts = extractive.fallback(question, selection, lambda texts: answerability.quotes_answer(question, texts))
             if verdict.confident and answerability.mentions_the_question(question, selection[0][0]) and \
                     answerability.quotes_answer(question, extractive.texts(selection, parts)):
                 return self._extractive_fallback(selection, parts, base, timings, t0, reason, result)
