@@ -127,12 +127,14 @@ def asked_phrases(question: str) -> list[list[str]]:
 
 
 def _asked(question: str) -> list[tuple[str, list[str]]]:
-    """(wh-word, content words) of each thing asked for, in question order."""
+    """(kind, content words) of each thing asked for, in question order; kind is "count" ("how many X",
+    "how much X"), "what" or "which" ("under what X" is a "what")."""
     out = []
     for m in sorted([*_ASKED.finditer(question), *_ASKED_OF.finditer(question)], key=lambda m: m.start()):
         words = [w for w in content_words(m.group(2)) if "-" not in w and w not in _GENERIC and not w[0].isdigit()]
         if words:
-            out.append((m.group(1).lower().split()[-1] if m.group(1).lower() != "how many" else "how many", words))
+            wh = m.group(1).lower()
+            out.append(("count" if wh.startswith("how") else wh.split()[-1], words))
     return out
 
 
@@ -262,12 +264,12 @@ def quotes_answer(question: str, quotes: list[str]) -> bool:
     is_number = [bool(numbers(t)) for t in tokens]
     have = {_stem(w) for w in content_words(text)}
     checks = [any(is_number)] if _BARE_QUANTITY.search(question) else []
-    for wh, words in _asked(question):
+    for kind, words in _asked(question):
         words = [w for w in words if w not in _QUANTITY_NOUNS]
-        if not words or wh == "which":  # "which X": a name is asked for; the evidence score decides
+        if not words or kind == "which":  # "which X": a name is asked for; the evidence score decides
             continue
         head = _stem(words[-1])
-        if wh in ("how many", "much"):  # a number next to the thing counted
+        if kind == "count":  # a number next to the thing counted
             near = [i for i, t in enumerate(tokens) if any(_stem(w) == head for w in content_words(t))]
             checks.append(any(any(is_number[j] for j in range(max(0, i - 4), min(len(tokens), i + 5))) for i in near))
         else:  # the head noun (or the phrase's acronym: "word error rate" -> WER) and half the words

@@ -84,10 +84,13 @@ def quote_answer(selection: list, parts: list[tuple[int, list[int]]]) -> tuple[s
 
 def complete(question: str, selection: list, text: str, citations: list[Citation]) -> tuple[str, list[Citation]]:
     """Append the best quote of each paper the question names that the answer does not cite."""
+    asked_about = named(question, selection)
+    if len(asked_about) < 2:
+        return text, citations
     cited = {c.number for c in citations}
-    missing = [(k, _best(*selection[k], 1)) for k in named(question, selection) if k + 1 not in cited]
+    missing = [(k, _best(*selection[k], 1)) for k in asked_about if k + 1 not in cited]
     missing = [(k, idx) for k, idx in missing if idx]
-    if not missing or len(named(question, selection)) < 2:
+    if not missing:
         return text, citations
     more, extra = quote_answer(selection, missing)
     return f"{text} {more}", sorted(citations + extra, key=lambda c: c.number)
