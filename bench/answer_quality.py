@@ -89,7 +89,8 @@ def calibrate(args, questions) -> dict:
     from rag import evidence as E
 
     result: dict = {"configured": {"MIN_EVIDENCE": A.MIN_EVIDENCE, "CONFIDENT_EVIDENCE": A.CONFIDENT_EVIDENCE,
-                                   "lists.MIN_SCORE": L.MIN_SCORE, "lists.RELATIVE": L.RELATIVE}}
+                                   "lists.RANK_WEIGHT": L.RANK_WEIGHT, "lists.DOC_WEIGHT": L.DOC_WEIGHT,
+                                   "lists.RELATIVE": L.RELATIVE, "lists.MIN_BEST": L.MIN_BEST}}
     A.MIN_EVIDENCE, A.CONFIDENT_EVIDENCE = 0.0, 0.0
     with rag.load(args.config, data_dir=args.data_dir) as app:
         if app.count() == 0:
@@ -136,17 +137,20 @@ def calibrate(args, questions) -> dict:
         lists = []
         for q in [q for q in questions if q["type"] == "list"]:
             r = app.retrieve(q["question"], k=L.RETRIEVE)
-            lists.append((q, scorer.score(L.criterion(q["question"]), E.load_sources(app.store, r.hits), None)))
+            crit = L.criterion(q["question"])
+            papers = scorer.score(crit, E.load_sources(app.store, r.hits), None)
+            lists.append((q, papers, scorer.similarities(crit, [f"{p.title}. {p.abstract}" for p in papers])))
         sweep = []
-        for ms, rel in itertools.product([0.40, 0.45, 0.48, 0.50, 0.55], [0.6, 0.7, 0.8, 0.9]):
-            L.MIN_SCORE, L.RELATIVE = ms, rel
-            got = [([p.title for p in L.include(papers)], q["gold_titles"]) for q, papers in lists]
-            sweep.append({"min_score": ms, "relative": rel, "precision": mean([citation_precision(g, gold) or 0.0 for g, gold in got]),
+        for rw, dw, rel in itertools.product([0.0, 0.2, 0.3, 0.4], [0.0, 0.5, 0.8, 1.0], [0.6, 0.65, 0.68, 0.7, 0.75]):
+            L.RANK_WEIGHT, L.DOC_WEIGHT, L.RELATIVE = rw, dw, rel
+            got = [([p.title for p in L.include(papers, sims)], q["gold_titles"]) for q, papers, sims in lists]
+            sweep.append({"rank_weight": rw, "doc_weight": dw, "relative": rel,
+                          "precision": mean([citation_precision(g, gold) or 0.0 for g, gold in got]),
                           "recall": mean([citation_recall(g, gold) for g, gold in got])})
         result["lists"] = sweep
-        print("\nList inclusion (dev list questions): MIN_SCORE x RELATIVE -> set precision / recall")
+        print("\nList inclusion (dev list questions): RANK_WEIGHT x DOC_WEIGHT x RELATIVE -> set precision / recall")
         for s in sweep:
-            print(f"  {s['min_score']:.2f} x {s['relative']:.1f}: precision {s['precision']}  recall {s['recall']}")
+            print(f"  {s['rank_weight']:.1f} x {s['doc_weight']:.1f} x {s['relative']:.2f}: precision {s['precision']}  recall {s['recall']}")
 
         sel = []
         answerable = [q for q in questions if q["type"] not in DECLINED and q["type"] not in ("list", "non_english")]

@@ -172,6 +172,13 @@ class EvidenceScorer:
                 out.append(self._cache[t])
             return out
 
+    def similarities(self, query: str, texts: list[str]) -> list[float]:
+        """Cosine of ``query`` and each text (0.0 each without an embedder); text vectors are cached."""
+        if self.embedder is None or not texts:
+            return [0.0] * len(texts)
+        qv = self.embedder.embed_query(query)
+        return [sum(a * b for a, b in zip(qv, v)) for v in self.vectors(texts)]
+
     def score(self, question: str, papers: list[SourcePaper], query_vector: list[float] | None = None) -> list[SourcePaper]:
         """Fill ``scores``, ``part_scores`` and ``coverage`` of every paper; returns ``papers``."""
         parts = question_parts(question)

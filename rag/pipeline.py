@@ -236,18 +236,12 @@ class Answerer:
         timings.update(retrieval_ms=retrieval.embed_ms + retrieval.search_ms)
         t = time.perf_counter()
         papers = self._sources(crit, retrieval.hits, None)
-        included = lists.include(papers)
+        included = lists.include(papers, self.scorer.similarities(crit, [f"{p.title}. {p.abstract}" for p in papers]))
         timings["evidence_ms"] = (time.perf_counter() - t) * 1000
         base["sources"] = [_with_abstract(p) for p in included] + [h for h in retrieval.hits if h.paper_id not in {p.paper_id for p in included}]
         if not included:
             return self._refusal(base, timings, t0, "weak_evidence", "", retrieval.hits)
-        lines, citations = [], []
-        for n, p in enumerate(included, 1):
-            i = p.ranked()[0]
-            s = p.sentences[i]
-            lines.append(f"- {p.title} [{n}]")
-            citations.append(Citation(n, p.title, p.paper_id, p.abstract, [Quote(s.text, s.start, s.end, p.title)]))
-        text = f"{len(included)} indexed paper{'s' if len(included) > 1 else ''} match{'es' if len(included) == 1 else ''}:\n" + "\n".join(lines)
+        text, citations = lists.cited_lines(included)
         timings["total_s"] = time.perf_counter() - t0
         return Answer(text=text, citations=citations, refused=False, timings=timings, kind=LIST, **base)
 

@@ -62,6 +62,17 @@ def test_list_question(app):
     assert len(titles & {"GAIA", "SkyScript", "SECOND-CC"}) >= 2, titles
 
 
+def test_list_question_in_other_words(app):
+    # "self-driving cars": the abstracts say "autonomous driving"; the whole-abstract similarity finds them
+    a = app.ask("Are there any papers about self-driving cars?")
+    assert a.kind == "list" and any(c.title.startswith("EMMA") for c in a.citations), a.text
+
+
+def test_list_question_nothing_matches_is_refused(app):
+    a = app.ask("Which papers study the migration routes of humpback whales?")
+    assert a.refused and not a.citations, a.text
+
+
 def test_follow_up_keeps_the_paper(app):
     first = app.ask("What is NVLM 1.0?")
     assert not first.refused and first.citations
