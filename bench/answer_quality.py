@@ -133,7 +133,7 @@ def calibrate(args, questions) -> dict:
             print(f"  min {g['min_evidence']:.2f} conf {g['confident']:.2f}: refusal {g['refusal_accuracy']}  "
                   f"false refusal {g['false_refusal']}  cites gold {g['cites_gold']}")
 
-        scorer = E.EvidenceScorer(app.embedder)
+        scorer = E.EvidenceScorer(app.evidence_embedder)
         lists = []
         for q in [q for q in questions if q["type"] == "list"]:
             r = app.retrieve(q["question"], k=L.RETRIEVE)

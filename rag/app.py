@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 
 class App:
-    def __init__(self, settings: Settings, embedder=None, store=None, generator=None):
+    def __init__(self, settings: Settings, embedder=None, store=None, generator=None, evidence_embedder=None):
         self.settings = settings
         self._embedder = embedder
         self._store = store
@@ -50,6 +50,7 @@ class App:
         self._injected_ids = {"embedder": getattr(embedder, "model_id", None), "generator": getattr(generator, "model_id", None)}
         self._retriever: Retriever | None = None
         self._answerer = None
+        self._evidence_embedder = evidence_embedder
         self._lock = threading.RLock()  # guards lazy construction and the (non re-entrant) store
         self._memory_state = None  # ingest state of an in-memory (":memory:") store lives as long as the App
 
@@ -62,6 +63,20 @@ class App:
 
                 self._embedder = Embedder(self.settings.embedding, self.settings.cache_dir)
             return self._embedder
+
+    @property
+    def evidence_embedder(self):
+        """The embedder that scores evidence sentences: the retrieval one unless ``answer.evidence_model`` names another."""
+        name = self.settings.answer.evidence_model
+        if self._evidence_embedder is None and (not name or name == self.settings.embedding.model or self._injected_ids["embedder"]):
+            return self.embedder
+        with self._lock:
+            if self._evidence_embedder is None:
+                from rag.embedding import Embedder
+
+                s = self.settings.embedding.model_copy(update={"model": name, "query_prefix": "", "precision": "float32"})
+                self._evidence_embedder = Embedder(s, self.settings.cache_dir)
+            return self._evidence_embedder
 
     @property
     def collection(self) -> str:
@@ -295,11 +310,12 @@ def _last(stream: Iterator[str | Answer]) -> Answer:
     return answer
 
 
-def load(config: str | Path | dict | None = "cpu", *, embedder=None, store=None, generator=None, **overrides: Any) -> App:
+def load(config: str | Path | dict | None = "cpu", *, embedder=None, store=None, generator=None, evidence_embedder=None,
+         **overrides: Any) -> App:
     """Build an App from a preset (``cpu``, the default, as for the CLI; ``gpu``), a YAML file or a dict, plus
     overrides (``None``: the code defaults of ``rag.config``).
 
     Overrides are settings by name, dotted for sections: ``rag.load(data_dir="idx", **{"retrieval.k": 8})``.
     """
     settings = Settings.load(config, **overrides)
-    return App(settings, embedder=embedder, store=store, generator=generator)
+    return App(settings, embedder=embedder, store=store, generator=generator, evidence_embedder=evidence_embedder)

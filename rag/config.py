@@ -100,6 +100,11 @@ class RetrievalSettings(_Section):
     dense_weight: float = Field(1.0, gt=0, description="RRF weight of the dense prefetch.")
     sparse_weight: float = Field(1.0, gt=0, description="RRF weight of the BM25 prefetch.")
     one_per_paper: bool = Field(True, description="Return at most one hit (the best chunk) per paper.")
+    fusion: Literal["rrf", "auto"] = Field(
+        "rrf", description="Hybrid fusion: rrf = always dense + BM25; auto = dense alone when the question names nothing "
+        "(no acronym, CamelCase or mixed letters-digits token): a paraphrase shares no distinctive words with its "
+        "paper, so BM25 adds only wrong papers. With all-mpnet-base-v2 (cpu-mpnet) on the dev set's hard paraphrases "
+        "it raised recall@1 0.30 -> 0.53; with all-MiniLM-L6-v2 it did not help (bench/retrieval notes in configs/).")
 
 
 class GenerationSettings(_Section):
@@ -152,6 +157,11 @@ class AnswerSettings(_Section):
         0.3, ge=0, le=1, description="Minimum support (0.6 word overlap + 0.4 cosine) between an answer sentence and its quote; weaker sentences are dropped."
     )
     history_turns: int = Field(3, ge=0, le=20, description="Previous chat turns used to rewrite a follow-up question.")
+    evidence_model: str | None = Field(
+        None, description="Embedding model that scores evidence sentences (quotes, paper order, answerability, list "
+        "inclusion); None = the retrieval model. The thresholds in rag/answerability.py and rag/lists.py are calibrated "
+        "with all-minilm-l6-v2 scores, and sentences are embedded at query time: a large retrieval model (cpu-mpnet) "
+        "keeps all-minilm-l6-v2 here (evidence scoring p50 0.26 s instead of 1.9 s on 2 cores).")
 
 
 class ServingSettings(_Section):

@@ -190,6 +190,9 @@ class EvidenceScorer:
         for text, terms, qv in queries:
             if vecs is not None:
                 qv = qv if qv is not None else self.embedder.embed_query(text)
+                if vecs and len(qv) != len(vecs[0]):
+                    raise ValueError(f"query vector of {len(qv)} dims for sentence vectors of {len(vecs[0])}: pass the "
+                                     "query vector of the embedder that scores evidence, or none")
                 cos = [max(0.0, sum(a * b for a, b in zip(qv, v))) for v in vecs]
             else:
                 cos = [0.0] * len(texts)

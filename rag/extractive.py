@@ -8,7 +8,10 @@ quotes support) although the evidence scorer says the papers answer. What to quo
   also the best selected sentence of every other paper it names, so each part gets its quote.
 
 ``complete`` does the same for a model answer: a question naming two papers whose answer cites only
-one gets the best quote of the other appended (the 0.5B model often answers only the first part).
+one gets the best quote of the other appended (the 0.5B model often answers only the first part), and
+an answer that leaves out the paper with the best evidence gets that paper's best quote (the 0.5B
+sometimes names a weaker paper's model for "which model ...?"; dev: in 5 of the 6 answers that did
+not cite the best-evidence paper, that paper was the right one and the cited one was not).
 
 Example:
     >>> from types import SimpleNamespace as P
@@ -83,12 +86,20 @@ def quote_answer(selection: list, parts: list[tuple[int, list[int]]]) -> tuple[s
 
 
 def complete(question: str, selection: list, text: str, citations: list[Citation]) -> tuple[str, list[Citation]]:
-    """Append the best quote of each paper the question names that the answer does not cite."""
+    """Append the best quote of the best-evidence paper and of each paper the question names, when the
+    answer does not cite them.
+
+    >>> from types import SimpleNamespace as P
+    >>> from rag.sentences import split_sentences
+    >>> a = P(title="A", paper_id="a", abstract="A fuses early.", sentences=split_sentences("A fuses early."), ranked=lambda: [0])
+    >>> b = P(title="B", paper_id="b", abstract="B fuses late.", sentences=split_sentences("B fuses late."), ranked=lambda: [0])
+    >>> complete("Which model fuses early?", [(a, [0]), (b, [0])], "B [2].", [Citation(2, "B", "b", "B fuses late.", [])])[0]
+    'B [2]. “A fuses early.” [1]'
+    """
     asked_about = named(question, selection)
-    if len(asked_about) < 2:
-        return text, citations
+    want = ([0] if len(selection) > 1 else []) + (asked_about if len(asked_about) >= 2 else [])
     cited = {c.number for c in citations}
-    missing = [(k, _best(*selection[k], 1)) for k in asked_about if k + 1 not in cited]
+    missing = [(k, _best(*selection[k], 1)) for k in dict.fromkeys(want) if k + 1 not in cited]
     missing = [(k, idx) for k, idx in missing if idx]
     if not missing:
         return text, citations

@@ -54,7 +54,7 @@ class Answerer:
     def __init__(self, app):
         self.app = app
         self.settings = app.settings.answer
-        self.scorer = evidence.EvidenceScorer(app.embedder)
+        self.scorer = evidence.EvidenceScorer(app.evidence_embedder)
         self.vocabulary = answerability.CorpusVocabulary(app.store, app.lock)
 
     # -- public -------------------------------------------------------------------------
@@ -248,7 +248,7 @@ class Answerer:
     # -- helpers --------------------------------------------------------------------------
     def _sources(self, question: str, hits: list[Hit], vector) -> list[evidence.SourcePaper]:
         papers = evidence.load_sources(self.app.store, hits, self.app.lock)
-        return self.scorer.score(question, papers, vector)
+        return self.scorer.score(question, papers, vector if self.scorer.embedder is self.app.embedder else None)
 
     def _with_history_papers(self, hits: list[Hit], extra: list[str]) -> list[Hit]:
         """Retrieved hits with the conversation's cited papers put first (they stay candidates)."""

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 
 from rag.config import RetrievalSettings
 from rag.errors import InputError
+from rag.sentences import names
 from rag.store import QuerySpec, VectorStore, sparse_query
 
 MAX_QUERY_CHARS = 10_000
@@ -70,6 +71,8 @@ class Retriever:
         s = self.settings
         k = s.k if k is None else k
         mode = mode or s.mode
+        if mode == "hybrid" and s.fusion == "auto" and not names(query):
+            mode = "dense"  # a paraphrase names nothing: BM25 would only add papers that share common words
         if mode not in ("hybrid", "dense", "sparse"):
             raise InputError(f"unknown search mode '{mode}': use hybrid, dense or sparse")
         per_paper = s.one_per_paper if one_per_paper is None else one_per_paper

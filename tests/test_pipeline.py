@@ -30,6 +30,21 @@ def variant(app, generator, **overrides):
     return rag.App(settings, embedder=app.embedder, store=app.store, generator=generator)
 
 
+class SmallEmbedder(FakeEmbedder):
+    dim = 32
+    model_id = "fake-bow-32"
+
+
+def test_evidence_scored_by_another_embedder(app):
+    # a large retrieval model with a small evidence model (cpu-mpnet): the query vector is not reused across them
+    small = SmallEmbedder()
+    other = rag.App(app.settings, embedder=app.embedder, store=app.store, generator=FakeGenerator(), evidence_embedder=small)
+    assert other.evidence_embedder is small and other.answerer.scorer.embedder is small
+    a = other.ask("How many samples does CMM-Math contain?")
+    assert not a.refused and a.citations[0].title.startswith("CMM-Math") and "28,000" in a.format(), a.to_dict()
+    assert app.evidence_embedder is app.embedder  # no evidence_model: the retrieval model scores evidence
+
+
 class Declining(FakeGenerator):
     """A model that always says the quotes do not answer."""
 

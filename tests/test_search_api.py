@@ -104,6 +104,16 @@ def test_modes(app, mode):
         assert hits[0].title == CMM
 
 
+def test_auto_fusion_is_dense_for_a_question_that_names_nothing(app):
+    auto = rag.load(None, data_dir=app.settings.data_dir, embedder=app.embedder, store=app.store,
+                    **{"retrieval.fusion": "auto"})
+    plain = "which dataset evaluates chinese multimodal math"  # names nothing: dense alone
+    assert [h.title for h in auto.search(plain, k=5)] == [h.title for h in app.search(plain, k=5, mode="dense")]
+    named = "How many samples does CMM-Math contain?"  # names CMM-Math: dense + BM25 as before
+    assert [h.title for h in auto.search(named, k=5)] == [h.title for h in app.search(named, k=5)]
+    assert [h.title for h in auto.search(plain, k=5)] != [h.title for h in app.search(plain, k=5)]
+
+
 def test_unknown_mode_raises(app):
     with pytest.raises(InputError):
         app.search("vision", mode="bm25")
