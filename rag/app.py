@@ -316,6 +316,8 @@ def load(config: str | Path | dict | None = "cpu", *, embedder=None, store=None,
     overrides (``None``: the code defaults of ``rag.config``).
 
     Overrides are settings by name, dotted for sections: ``rag.load(data_dir="idx", **{"retrieval.k": 8})``.
+    ``embedder``, ``store``, ``generator`` and ``evidence_embedder`` (scores evidence sentences; default: the
+    ``answer.evidence_model``, else the retrieval embedder) replace the components built from the settings.
     """
     settings = Settings.load(config, **overrides)
     return App(settings, embedder=embedder, store=store, generator=generator, evidence_embedder=evidence_embedder)

@@ -97,14 +97,14 @@ class RetrievalSettings(_Section):
     k: int = Field(5, ge=1, le=100, description="Hits returned by search / sources given to the LLM.")
     prefetch: int = Field(50, ge=1, le=10000, description="Candidates per sub-query (dense, BM25) before fusion.")
     rrf_k: int = Field(60, ge=1, le=1000, description="RRF constant k: score = sum 1 / (k + rank).")
-    dense_weight: float = Field(1.0, gt=0, description="RRF weight of the dense prefetch.")
+    dense_weight: float = Field(1.0, gt=0, description="RRF weight of the dense prefetch: it divides the rank, 1 / (rank / w + k - 1), so at rrf_k 60 it changes little.")
     sparse_weight: float = Field(1.0, gt=0, description="RRF weight of the BM25 prefetch.")
     one_per_paper: bool = Field(True, description="Return at most one hit (the best chunk) per paper.")
     fusion: Literal["rrf", "auto"] = Field(
         "rrf", description="Hybrid fusion: rrf = always dense + BM25; auto = dense alone when the question names nothing "
         "(no acronym, CamelCase or mixed letters-digits token): a paraphrase shares no distinctive words with its "
-        "paper, so BM25 adds only wrong papers. With all-mpnet-base-v2 (cpu-mpnet) on the dev set's hard paraphrases "
-        "it raised recall@1 0.30 -> 0.53; with all-MiniLM-L6-v2 it did not help (bench/retrieval notes in configs/).")
+        "paper, so BM25 adds only wrong papers. With all-mpnet-base-v2 (cpu-mpnet) it lifts the dev set's hard "
+        "paraphrases; with all-MiniLM-L6-v2 it does not help (bench/semantic.py, eval/RESULTS.md).")
 
 
 class GenerationSettings(_Section):
@@ -161,7 +161,7 @@ class AnswerSettings(_Section):
         None, description="Embedding model that scores evidence sentences (quotes, paper order, answerability, list "
         "inclusion); None = the retrieval model. The thresholds in rag/answerability.py and rag/lists.py are calibrated "
         "with all-minilm-l6-v2 scores, and sentences are embedded at query time: a large retrieval model (cpu-mpnet) "
-        "keeps all-minilm-l6-v2 here (evidence scoring p50 0.26 s instead of 1.9 s on 2 cores).")
+        "keeps all-minilm-l6-v2 here (evidence scoring p50 0.19 s instead of 1.1 s on 2 cores, bench/semantic.py).")
 
 
 class ServingSettings(_Section):
