@@ -159,7 +159,7 @@ def calibrate(args, questions) -> dict:
             query = retrieval_query(q)
             r = app.retrieve(query, k=5)
             data.append((q, scorer.score(query, E.load_sources(app.store, r.hits[:3]), r.vector)))
-        for per, keep in itertools.product([2, 3, 4], [0.75, 0.85, 1.0]):
+        for per, keep in itertools.product([2, 3, 4], [0.75, 0.85, 1.0]) if data else []:
             cov, words = [], []
             for q, papers in data:
                 text = " ".join(p.sentences[i].text for p, idx in E.select(papers, per_paper=per, keep=keep) for i in idx)
@@ -192,9 +192,9 @@ def main() -> int:
     info = {"command": " ".join([sys.executable.rsplit("/", 1)[-1], *sys.argv]), "questions": str(args.questions),
             "n_questions": len(questions), "machine": machine_info(), "loadavg": os.getloadavg(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    if args.calibrate:
+    if args.calibrate:  # --types list: only the list sweep, into answer_calibration_list.json
         out = {**info, **calibrate(args, questions)}
-        path = RESULTS / "answer_calibration.json"
+        path = RESULTS / ("answer_calibration" + "".join(f"_{t}" for t in args.types or []) + ".json")
     else:
         out = {**info, "models": run_models(args, questions)}
         path = RESULTS / "answer_quality.json"

@@ -11,8 +11,10 @@ scores at least ``MIN_BEST``, up to ``MAX_PAPERS``; no paper above ``MIN_BEST``:
 refusal). The best sentence alone misses papers that meet a criterion in other words ("self-driving
 cars" vs "autonomous driving"); the whole abstract's similarity and the retrieval rank catch them.
 Each included paper becomes one cited line, with its best sentence as the quote. The weights are
-calibrated on the dev set's 24 list questions (``bench/answer_quality.py --calibrate``; set precision /
-recall 0.62 / 0.45 with the best sentence alone, 0.73 / 0.67 with this score). On a CPU the LLM is
+calibrated on the dev set's 24 list questions (``bench/answer_quality.py --calibrate --types list`` ->
+``bench/results/answer_calibration_list.json``; set precision / recall 0.62 / 0.45 with the earlier rule,
+best sentence alone over a 0.48 floor, 0.73 / 0.67 with this score; on the held-out test set 0.67 / 0.41
+-> 0.58 / 0.56, eval/RESULTS.md). On a CPU the LLM is
 not asked paper by paper (tens of calls); the scorer decides alone.
 
 Example:
