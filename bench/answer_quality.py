@@ -138,8 +138,9 @@ def calibrate(args, questions) -> dict:
         for q in [q for q in questions if q["type"] == "list"]:
             r = app.retrieve(q["question"], k=L.RETRIEVE)
             crit = L.criterion(q["question"])
-            papers = scorer.score(crit, E.load_sources(app.store, r.hits), None)
-            lists.append((q, papers, scorer.similarities(crit, [f"{p.title}. {p.abstract}" for p in papers])))
+            qv = scorer.embed_query(crit)
+            papers = scorer.score(crit, E.load_sources(app.store, r.hits), qv)
+            lists.append((q, papers, scorer.similarities([f"{p.title}. {p.abstract}" for p in papers], qv)))
         sweep = []
         for rw, dw, rel in itertools.product([0.0, 0.2, 0.3, 0.4], [0.0, 0.5, 0.8, 1.0], [0.6, 0.65, 0.68, 0.7, 0.75]):
             L.RANK_WEIGHT, L.DOC_WEIGHT, L.RELATIVE = rw, dw, rel

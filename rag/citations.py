@@ -42,6 +42,7 @@ import re
 from dataclasses import dataclass, field
 
 from rag.answer import Citation, Quote
+from rag.evidence import dot
 from rag.sentences import content_words, flat, names, numbers, proper_nouns, split_sentences
 
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
@@ -240,7 +241,7 @@ class Attributor:
         if self._quote_vectors is None:
             self._quote_vectors = self._vectors(self.quote_texts)
         (v,) = self._vectors([sentence])
-        return [max(0.0, sum(a * b for a, b in zip(v, q))) for q in self._quote_vectors]
+        return [max(0.0, dot(v, q)) for q in self._quote_vectors]
 
     def _vectors(self, texts: list[str]) -> list[list[float]]:
         if self.scorer is not None:

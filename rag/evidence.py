@@ -172,12 +172,15 @@ class EvidenceScorer:
                 out.append(self._cache[t])
             return out
 
-    def similarities(self, query: str, texts: list[str]) -> list[float]:
-        """Cosine of ``query`` and each text (0.0 each without an embedder); text vectors are cached."""
-        if self.embedder is None or not texts:
+    def embed_query(self, text: str) -> list[float] | None:
+        """The query vector ``score`` and ``similarities`` take (None without an embedder)."""
+        return None if self.embedder is None else self.embedder.embed_query(text)
+
+    def similarities(self, texts: list[str], query_vector: list[float] | None) -> list[float]:
+        """Cosine of the query (its ``embed_query`` vector) and each text (0.0 each without one); text vectors are cached."""
+        if query_vector is None or not texts:
             return [0.0] * len(texts)
-        qv = self.embedder.embed_query(query)
-        return [sum(a * b for a, b in zip(qv, v)) for v in self.vectors(texts)]
+        return [dot(query_vector, v) for v in self.vectors(texts)]
 
     def score(self, question: str, papers: list[SourcePaper], query_vector: list[float] | None = None) -> list[SourcePaper]:
         """Fill ``scores``, ``part_scores`` and ``coverage`` of every paper; returns ``papers``."""
@@ -193,7 +196,7 @@ class EvidenceScorer:
                 if vecs and len(qv) != len(vecs[0]):
                     raise ValueError(f"query vector of {len(qv)} dims for sentence vectors of {len(vecs[0])}: pass the "
                                      "query vector of the embedder that scores evidence, or none")
-                cos = [max(0.0, sum(a * b for a, b in zip(qv, v))) for v in vecs]
+                cos = [max(0.0, dot(qv, v)) for v in vecs]
             else:
                 cos = [0.0] * len(texts)
             per_query.append((terms, cos, bool(_ASKS_QUANTITY.search(text))))
@@ -214,6 +217,11 @@ class EvidenceScorer:
             p.scores, p.part_scores = rows[0], local[1:]
             p.local_scores = local[0]
         return papers
+
+
+def dot(a: list[float], b: list[float]) -> float:
+    """Dot product: the cosine of two normalised embedding vectors."""
+    return sum(x * y for x, y in zip(a, b))
 
 
 def _idf(terms: dict[str, float], sentences: list[set[str]]) -> dict[str, float]:
