@@ -50,9 +50,12 @@ _INJECTION = re.compile(
     r"|\b(present|pass|claim|say)\b.{0,40}\b(it|this|that)\b.{0,40}\b(is|as|comes from|was in|in)\b.{0,30}\b(index|collection|corpus|indexed)\b",
     _I)
 
-_LIST = re.compile(
-    r"^\s*(which|what|list|name|find|show( me)?|give( me)?|are there( any)?|enumerate)\b((\s+(all|the|any|of|some|other))*)"
-    r"(\s+[\w-]+){0,2}?\s+(papers|studies|articles|publications)\b", _I)
+# "Which (of the) [up to 2 words] papers", "List (all the) [up to 6 words] papers": the words between are the
+# criterion's modifiers ("List the survey or literature-review papers"); rag.lists reads the criterion from it
+LIST_HEAD = (r"^\s*(?:(?:which|what|are there(?: any)?)\b(?:\s+(?:all|the|any|of|some|other))*(?P<few>(?:\s+[\w-]+){0,2}?)"
+             r"|(?:list|name|find|show(?: me)?|give(?: me)?|enumerate)\b(?:\s+(?:all|the|any|of|some|other))*(?P<more>(?:\s+[\w-]+){0,6}?))"
+             r"\s+(?:papers|studies|articles|publications)\b")
+_LIST = re.compile(LIST_HEAD, _I)
 
 LANGUAGE_NAMES = {
     "en": "English", "zh": "Chinese", "es": "Spanish", "fr": "French", "de": "German", "pt": "Portuguese",

@@ -11,7 +11,7 @@ scores at least ``MIN_BEST``, up to ``MAX_PAPERS``; no paper above ``MIN_BEST``:
 refusal). The best sentence alone misses papers that meet a criterion in other words ("self-driving
 cars" vs "autonomous driving"); the whole abstract's similarity and the retrieval rank catch them.
 Each included paper becomes one cited line, with its best sentence as the quote. The weights are
-calibrated on the dev set's 24 list questions (``bench/answer_quality.py --calibrate --types list`` ->
+calibrated on the dev set's list questions (24 then; 30 with the six "List the X papers" forms) (``bench/answer_quality.py --calibrate --types list`` ->
 ``bench/results/answer_calibration_list.json``; set precision / recall 0.62 / 0.45 with the earlier rule,
 best sentence alone over a 0.48 floor, 0.73 / 0.67 with this score; on the held-out test set 0.67 / 0.41
 -> 0.58 / 0.56, eval/RESULTS.md). On a CPU the LLM is
@@ -22,6 +22,10 @@ Example:
     'use a Mixture-of-Experts (MoE) architecture'
     >>> criterion("List all papers that work on lip reading.")
     'work on lip reading'
+    >>> criterion("List the survey or literature-review papers in the collection.")
+    'survey or literature-review'
+    >>> criterion("Which papers whose main task is emotion recognition?")
+    'main task is emotion recognition'
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from __future__ import annotations
 import re
 
 from rag.answer import Citation, Quote
+from rag.intent import LIST_HEAD
 
 RETRIEVE = 30  # papers retrieved for a list question
 RANK_WEIGHT = 0.3  # retrieval rank prior: RANK_WEIGHT / (1 + rank)
@@ -37,16 +42,18 @@ RELATIVE = 0.68  # included: match >= RELATIVE x the best paper's match
 MIN_BEST = 0.30  # ... and a best sentence at least this good (no paper above it: nothing matches)
 MAX_PAPERS = 12
 
-_PREFIX = re.compile(
-    r"^\s*(which|what|list|name|find|show( me)?|give( me)?|are there( any)?|enumerate)\b((\s+(all|the|any|of|some|other))*)"
-    r"(\s+[\w-]+){0,2}?\s+(papers|studies|articles|publications)\b(\s+(in|from|of) (the|this|your) (collection|index|corpus|set))?"
-    r"(\s+(that|which|who|whose|where|about|on))?\s*", re.I)
+_PREFIX = re.compile(LIST_HEAD + r"(\s+(in|from|of) (the|this|your) (collection|index|corpus|set))?"
+                     r"(\s+(that|which|whose|who|where|about|on)\b)?\s*", re.I)
 
 
 def criterion(question: str) -> str:
     """The condition a paper must meet, from a list question."""
-    rest = _PREFIX.sub("", question, count=1).strip().rstrip("?.!").strip()
-    return rest or question.strip()
+    m = _PREFIX.match(question)
+    if not m:
+        return question.strip()
+    rest = question[m.end():].strip().rstrip("?.!").strip()
+    modifiers = (m.group("few") or m.group("more") or "").strip()
+    return rest or modifiers or question.strip()
 
 
 def match(paper, similarity: float) -> float:
