@@ -31,6 +31,7 @@ import math
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rag.retrieval import Hit
@@ -263,6 +264,25 @@ def calls_by_name(question: str, title: str) -> bool:
 def candidates(question: str, hits: list[Hit], n: int) -> list[Hit]:
     """The first ``n`` hits, plus any later hit that the question calls by name."""
     return hits[:n] + [h for h in hits[n:] if calls_by_name(question, h.title)]
+
+
+def with_named(question: str, hits: list[Hit], search: Callable[[str], list[Hit]]) -> list[Hit]:
+    """``hits`` plus the papers the question calls by short name that retrieval missed ("How do AIM and
+    GlobalCom^2 ...?": "aim" is a common word to BM25 and to a dense vector). ``search`` runs one BM25
+    search per name; ``candidates`` then keeps these papers whatever their rank.
+
+    >>> from types import SimpleNamespace as H
+    >>> index = [H(title="AIM: Adaptive Inference", paper_id="a"), H(title="Aim high", paper_id="b")]
+    >>> [h.title for h in with_named("How does AIM merge tokens?", [], lambda name: index)]
+    ['AIM: Adaptive Inference']
+    """
+    have, out = {h.paper_id for h in hits}, list(hits)
+    for name in names(question):
+        for h in search(name):
+            if h.paper_id not in have and calls_by_name(question, h.title):
+                have.add(h.paper_id)
+                out.append(h)
+    return out
 
 
 def select(papers: list[SourcePaper], max_papers: int = 3, per_paper: int = 3, keep: float = 0.75,

@@ -155,7 +155,8 @@ class Answerer:
         timings.update(embed_ms=retrieval.embed_ms, search_ms=retrieval.search_ms,
                        retrieval_ms=retrieval.embed_ms + retrieval.search_ms)
         t = time.perf_counter()
-        hits = self._with_history_papers(retrieval.hits, extra)
+        hits = evidence.with_named(question, self._with_history_papers(retrieval.hits, extra),
+                                   lambda name: self.app.search(name, k=3, filters=filters, mode="sparse"))
         papers = self._sources(question, evidence.candidates(question, hits, max(s.llm_sources, len(extra) + 1)), retrieval.vector)
         verdict = answerability.assess(answerability.signals(question, papers, retrieval.best_dense, self.vocabulary,
                                                              translated=base["language"] != "en"))
