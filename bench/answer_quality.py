@@ -90,7 +90,8 @@ def calibrate(args, questions) -> dict:
 
     result: dict = {"configured": {"MIN_EVIDENCE": A.MIN_EVIDENCE, "CONFIDENT_EVIDENCE": A.CONFIDENT_EVIDENCE,
                                    "lists.RANK_WEIGHT": L.RANK_WEIGHT, "lists.DOC_WEIGHT": L.DOC_WEIGHT,
-                                   "lists.RELATIVE": L.RELATIVE, "lists.MIN_BEST": L.MIN_BEST}}
+                                   "lists.RELATIVE": L.RELATIVE, "lists.MIN_BEST": L.MIN_BEST,
+                                   "lists.ENTITY_WEIGHT": L.ENTITY_WEIGHT}}
     A.MIN_EVIDENCE, A.CONFIDENT_EVIDENCE = 0.0, 0.0
     with rag.load(args.config, data_dir=args.data_dir) as app:
         if app.count() == 0:
@@ -140,18 +141,20 @@ def calibrate(args, questions) -> dict:
             crit = L.criterion(q["question"])
             qv = scorer.embed_query(crit)
             papers = scorer.score(crit, E.load_sources(app.store, r.hits), qv)
-            lists.append((q, papers, scorer.similarities([f"{p.title}. {p.abstract}" for p in papers], qv)))
+            lists.append((q, papers, scorer.similarities([f"{p.title}. {p.abstract}" for p in papers], qv), crit))
         sweep = []
-        for rw, dw, rel in itertools.product([0.0, 0.2, 0.3, 0.4], [0.0, 0.5, 0.8, 1.0], [0.6, 0.65, 0.68, 0.7, 0.75]):
-            L.RANK_WEIGHT, L.DOC_WEIGHT, L.RELATIVE = rw, dw, rel
-            got = [([p.title for p in L.include(papers, sims)], q["gold_titles"]) for q, papers, sims in lists]
-            sweep.append({"rank_weight": rw, "doc_weight": dw, "relative": rel,
+        for rw, dw, rel, ew in itertools.product([0.0, 0.2, 0.3, 0.4], [0.0, 0.5, 0.8, 1.0], [0.6, 0.64, 0.68, 0.72, 0.75],
+                                                 [0.0, 0.3, 0.6, 1.0]):
+            L.RANK_WEIGHT, L.DOC_WEIGHT, L.RELATIVE, L.ENTITY_WEIGHT = rw, dw, rel, ew
+            got = [([p.title for p in L.include(papers, sims, crit)], q["gold_titles"]) for q, papers, sims, crit in lists]
+            sweep.append({"rank_weight": rw, "doc_weight": dw, "relative": rel, "entity_weight": ew,
                           "precision": mean([citation_precision(g, gold) or 0.0 for g, gold in got]),
                           "recall": mean([citation_recall(g, gold) for g, gold in got])})
         result["lists"] = sweep
-        print("\nList inclusion (dev list questions): RANK_WEIGHT x DOC_WEIGHT x RELATIVE -> set precision / recall")
+        print("\nList inclusion (dev list questions): RANK_WEIGHT x DOC_WEIGHT x RELATIVE x ENTITY_WEIGHT -> set precision / recall")
         for s in sweep:
-            print(f"  {s['rank_weight']:.1f} x {s['doc_weight']:.1f} x {s['relative']:.2f}: precision {s['precision']}  recall {s['recall']}")
+            print(f"  {s['rank_weight']:.1f} x {s['doc_weight']:.1f} x {s['relative']:.2f} x {s['entity_weight']:.1f}: "
+                  f"precision {s['precision']}  recall {s['recall']}")
 
         sel = []
         answerable = [q for q in questions if q["type"] not in DECLINED and q["type"] not in ("list", "non_english")]

@@ -5,17 +5,21 @@ Mixture-of-Experts architecture?" -> "use a Mixture-of-Experts architecture"). T
 retrieved and each gets a match score for the criterion:
 
     match = best sentence (``rag.evidence``) + RANK_WEIGHT / (1 + retrieval rank) + DOC_WEIGHT * cos(criterion, title + abstract)
+            + ENTITY_WEIGHT if the paper mentions a specific name of the criterion ("report results on MMMU")
 
 A paper is included when its match is at least ``RELATIVE`` x the best paper's and its best sentence
 scores at least ``MIN_BEST``, up to ``MAX_PAPERS``; no paper above ``MIN_BEST``: nothing matches (a
 refusal). The best sentence alone misses papers that meet a criterion in other words ("self-driving
-cars" vs "autonomous driving"); the whole abstract's similarity and the retrieval rank catch them.
+cars" vs "autonomous driving"); the whole abstract's similarity and the retrieval rank catch them. A
+criterion that names a dataset, a model or a method singles out the papers that mention it; names most
+candidates mention ("LLMs") single out nothing and are ignored.
 Each included paper becomes one cited line, with its best sentence as the quote. The weights are
 calibrated on the dev set's list questions (24 then; 30 with the six "List the X papers" forms) (``bench/answer_quality.py --calibrate --types list`` ->
 ``bench/results/answer_calibration_list.json``; set precision / recall 0.62 / 0.45 with the earlier rule,
 best sentence alone over a 0.48 floor, 0.73 / 0.67 with this score; on the held-out test set 0.67 / 0.41
--> 0.58 / 0.56, eval/RESULTS.md). On a CPU the LLM is
-not asked paper by paper (tens of calls); the scorer decides alone.
+-> 0.58 / 0.56, eval/RESULTS.md). The name term was calibrated on 38 dev lists, 8 of them naming a dataset or
+model (dev-299..306): those 8 went 0.57 / 0.43 -> 0.77 / 0.74, the other 30 0.78 / 0.69 -> 0.80 / 0.71.
+On a CPU the LLM is not asked paper by paper (tens of calls); the scorer decides alone.
 
 Example:
     >>> criterion("Which papers in the collection use a Mixture-of-Experts (MoE) architecture?")
@@ -33,6 +37,7 @@ from __future__ import annotations
 import re
 
 from rag.answer import Citation, Quote
+from rag.answerability import RESEARCH_WORDS, distinctive_terms
 from rag.intent import LIST_HEAD
 
 RETRIEVE = 30  # papers retrieved for a list question
@@ -41,6 +46,7 @@ DOC_WEIGHT = 0.8  # x cosine of the criterion and the paper's title + abstract
 RELATIVE = 0.68  # included: match >= RELATIVE x the best paper's match
 MIN_BEST = 0.30  # ... and a best sentence at least this good (no paper above it: nothing matches)
 MAX_PAPERS = 12
+ENTITY_WEIGHT = 0.6  # + for a paper that mentions a specific name the criterion uses
 
 _PREFIX = re.compile(LIST_HEAD + r"(\s+(in|from|of) (the|this|your) (collection|index|corpus|set))?"
                      r"(\s+(that|which|whose|who|where|about|on)\b)?\s*", re.I)
@@ -56,13 +62,32 @@ def criterion(question: str) -> str:
     return rest or modifiers or question.strip()
 
 
-def match(paper, similarity: float) -> float:
+def mentions(text: str, name: str) -> bool:
+    """Does lower-cased ``text`` mention ``name`` as a word ("mmmu-pro" and "qwen2" count, "videollama" does not)?"""
+    return re.search(r"(?<!\w)" + re.escape(name.lower()) + r"(?![a-z])", text) is not None
+
+
+def specific_names(criterion: str, papers: list) -> list[str]:
+    """The criterion's names (``answerability.distinctive_terms``: datasets, models, methods) that single out
+    papers: not research vocabulary, and mentioned by at most half of the candidate papers.
+
+    >>> from types import SimpleNamespace as P
+    >>> papers = [P(title="A", abstract="Results on MMMU with LLMs."), P(title="B", abstract="LLMs."), P(title="C", abstract="LLMs.")]
+    >>> specific_names("report results on MMMU with LLMs such as GPT", papers)
+    ['MMMU']
+    """
+    texts = [_text(p) for p in papers]
+    terms = [t for t in distinctive_terms(criterion) if t.lower() not in RESEARCH_WORDS]
+    return [t for t in terms if 2 * sum(mentions(x, t) for x in texts) <= len(texts)]
+
+
+def match(paper, similarity: float, named: bool = False) -> float:
     """How well a scored paper (``rag.evidence.SourcePaper``) meets the criterion; ``similarity`` is the
-    cosine of the criterion and the paper's title + abstract."""
-    return paper.best + RANK_WEIGHT / (1 + paper.rank) + DOC_WEIGHT * similarity
+    cosine of the criterion and the paper's title + abstract, ``named``: it mentions a specific name of it."""
+    return paper.best + RANK_WEIGHT / (1 + paper.rank) + DOC_WEIGHT * similarity + ENTITY_WEIGHT * named
 
 
-def include(papers: list, similarities: list[float] | None = None) -> list:
+def include(papers: list, similarities: list[float] | None = None, criterion: str = "") -> list:
     """The scored papers that meet the criterion, best match first.
 
     >>> from types import SimpleNamespace as P
@@ -71,13 +96,23 @@ def include(papers: list, similarities: list[float] | None = None) -> list:
     ['A', 'B']
     >>> include(papers[2:], [0.6])  # nothing matches
     []
+    >>> papers = [P(title="A", abstract="Tested on MMMU.", best=0.4, rank=2), P(title="B", abstract="", best=0.7, rank=0),
+    ...           P(title="D", abstract="", best=0.45, rank=3)]
+    >>> [p.title for p in include(papers, [0.4, 0.5, 0.3], "report results on MMMU")]  # A names it
+    ['A', 'B']
     """
     sims = similarities if similarities is not None else [0.0] * len(papers)
-    scored = sorted(zip(papers, sims), key=lambda ps: (-match(*ps), ps[0].rank))
+    names = specific_names(criterion, papers) if criterion else []
+    named = [any(mentions(_text(p), n) for n in names) for p in papers]
+    scored = sorted(zip(papers, sims, named), key=lambda psn: (-match(*psn), psn[0].rank))
     if not scored or max(p.best for p in papers) < MIN_BEST:
         return []
     floor = RELATIVE * match(*scored[0])
-    return [p for p, sim in scored if match(p, sim) >= floor and p.best >= MIN_BEST][:MAX_PAPERS]
+    return [p for p, sim, n in scored if match(p, sim, n) >= floor and p.best >= MIN_BEST][:MAX_PAPERS]
+
+
+def _text(paper) -> str:
+    return f"{paper.title} {getattr(paper, 'abstract', '')}".lower()
 
 
 def cited_lines(included: list) -> tuple[str, list[Citation]]:
