@@ -14,12 +14,13 @@ cars" vs "autonomous driving"); the whole abstract's similarity and the retrieva
 criterion that names a dataset, a model or a method singles out the papers that mention it; names most
 candidates mention ("LLMs") single out nothing and are ignored.
 Each included paper becomes one cited line, with its best sentence as the quote. The weights are
-calibrated on the dev set's list questions (24 then; 30 with the six "List the X papers" forms) (``bench/answer_quality.py --calibrate --types list`` ->
-``bench/results/answer_calibration_list.json``; set precision / recall 0.62 / 0.45 with the earlier rule,
-best sentence alone over a 0.48 floor, 0.73 / 0.67 with this score; on the held-out test set 0.67 / 0.41
--> 0.58 / 0.56, eval/RESULTS.md). The name term was calibrated on 38 dev lists, 8 of them naming a dataset or
-model (dev-299..306): those 8 went 0.57 / 0.43 -> 0.77 / 0.74, the other 30 0.78 / 0.69 -> 0.80 / 0.71.
-On a CPU the LLM is not asked paper by paper (tens of calls); the scorer decides alone.
+calibrated on the dev set's list questions (``bench/answer_quality.py --calibrate --types list`` ->
+``bench/results/answer_calibration_list.json``). On the first 24: set precision / recall 0.62 / 0.45
+with the earlier rule (best sentence alone over a 0.48 floor), 0.73 / 0.67 with the rank and abstract
+terms. The name term was added with 8 lists that name a dataset or model (dev-299..306): those went
+0.57 / 0.43 -> 0.77 / 0.74, the other 30 (with six "List the X papers" forms) 0.78 / 0.69 -> 0.80 / 0.71.
+Held-out test set: eval/RESULTS.md. On a CPU the LLM is not asked paper by paper (tens of calls); the
+scorer decides alone.
 
 Example:
     >>> criterion("Which papers in the collection use a Mixture-of-Experts (MoE) architecture?")
