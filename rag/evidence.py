@@ -45,6 +45,15 @@ RANK_WEIGHT = 0.2
 NUMBER_BONUS = 0.10  # for a question asking "how many / how large / what accuracy", sentences that state numbers
 _ASKS_QUANTITY = re.compile(r"\b(?:how (?:many|much|large|big|long|fast|often|well|accurate)|what (?:size|number|"
                             r"percentage|fraction|share|proportion|accuracy|score|rate)|number of|size of)\b", re.I)
+# "Code is available at https://...": it names the paper's project, so it matches look-ups by name, yet it
+# answers nothing but "where is the code?". Such sentences rank last within their paper (quotes, the
+# prompt) unless the question asks where to get something or on what terms; the paper's evidence score is
+# unchanged.
+_BOILERPLATE = re.compile(r"https?://|www\.|github\.com|\b(?:publicly |freely |openly )?available (?:at|on|online|here|from)\b|"
+                          r"\bwill be (?:made )?(?:publicly |freely )?(?:available|released|open[- ]sourced)\b", re.I)
+_ASKS_WHERE = re.compile(r"\b(?:code|github|repo|repository|url|link|website|homepage|project page|download|"
+                         r"open[- ]source[ds]?|available|availability|release[ds]?|weights|checkpoints?|licen[cs]e[ds]?|"
+                         r"distribut\w*|commercial\w*|access\w*)\b", re.I)
 _ANAPHOR = ("it ", "its ", "this ", "these ", "they ", "their ", "such ", "the model", "the dataset", "the benchmark",
             "the method", "the framework", "our ", "both ", "however", "moreover", "furthermore", "additionally")
 
@@ -201,6 +210,7 @@ class EvidenceScorer:
             else:
                 cos = [0.0] * len(texts)
             per_query.append((terms, cos, bool(_ASKS_QUANTITY.search(text))))
+        asks_where = bool(_ASKS_WHERE.search(question))
         i = 0
         for p in papers:
             title_terms = set(content_words(p.title)) | set(numbers(p.title))
@@ -215,6 +225,11 @@ class EvidenceScorer:
                     rows[q].append(base + LEXICAL * _overlap(terms, have[j], title_terms))
                     local[q].append(base + LEXICAL * _overlap(terms, have[j], title_terms, _idf(terms, have)))
                 i += 1
+            if not asks_where:  # boilerplate ranks last within the paper; ``scores`` (and ``best``) stay
+                for j, sentence in enumerate(p.sentences):
+                    if _BOILERPLATE.search(sentence.text):
+                        for row in local:
+                            row[j] -= 1.0
             p.scores, p.part_scores = rows[0], local[1:]
             p.local_scores = local[0]
         return papers

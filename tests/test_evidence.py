@@ -66,3 +66,17 @@ def test_papers_called_by_name_are_kept_whatever_their_scores():
     chosen = [p for p, _ in select([mio, other, kd], max_papers=2, question="How do MIO and LLaVA-KD train?")]
     assert chosen[:2] == [mio, kd]
     assert kd not in [p for p, _ in select([mio, other, kd], max_papers=2, question="How does MIO train?")]
+
+
+def test_link_sentences_rank_last_unless_the_question_asks_where():
+    text = ("VTC-CLS compresses visual tokens without training. It keeps the tokens the [CLS] token attends to. "
+            "Code and models of VTC-CLS are available at https://github.com/THU-MIG/VTC-CLS.")
+    scorer = EvidenceScorer(FakeEmbedder())
+    p = _paper("VTC-CLS: training-free token compression", text, 0)
+    scorer.score("What does VTC-CLS do with visual tokens?", [p])
+    assert p.ranked()[-1] == 2 and p.sentences[p.ranked()[0]].text.startswith("VTC-CLS compresses")
+    best = p.best
+    q = _paper("VTC-CLS: training-free token compression", text, 0)
+    scorer.score("Where is the code of VTC-CLS available?", [q])
+    assert q.ranked()[0] == 2  # asked where: the link is the answer
+    assert p.best == max(p.scores) == best  # the evidence score (answerability) is not changed by the ranking
