@@ -68,16 +68,13 @@ def mentions(text: str, name: str) -> bool:
     return re.search(r"(?<!\w)" + re.escape(name.lower()) + r"(?![a-z])", text) is not None
 
 
-def specific_names(criterion: str, papers: list) -> list[str]:
+def specific_names(criterion: str, texts: list[str]) -> list[str]:
     """The criterion's names (``answerability.distinctive_terms``: datasets, models, methods) that single out
-    papers: not research vocabulary, and mentioned by at most half of the candidate papers.
+    papers: not research vocabulary, and mentioned by at most half of the candidates' lower-cased ``texts``.
 
-    >>> from types import SimpleNamespace as P
-    >>> papers = [P(title="A", abstract="Results on MMMU with LLMs."), P(title="B", abstract="LLMs."), P(title="C", abstract="LLMs.")]
-    >>> specific_names("report results on MMMU with LLMs such as GPT", papers)
+    >>> specific_names("report results on MMMU with LLMs such as GPT", ["a: results on mmmu with llms.", "b: llms.", "c: llms."])
     ['MMMU']
     """
-    texts = [_text(p) for p in papers]
     terms = [t for t in distinctive_terms(criterion) if t.lower() not in RESEARCH_WORDS]
     return [t for t in terms if 2 * sum(mentions(x, t) for x in texts) <= len(texts)]
 
@@ -103,17 +100,14 @@ def include(papers: list, similarities: list[float] | None = None, criterion: st
     ['A', 'B']
     """
     sims = similarities if similarities is not None else [0.0] * len(papers)
-    names = specific_names(criterion, papers) if criterion else []
-    named = [any(mentions(_text(p), n) for n in names) for p in papers]
+    texts = [f"{p.title} {getattr(p, 'abstract', '')}".lower() for p in papers]
+    names = specific_names(criterion, texts) if criterion else []
+    named = [any(mentions(text, n) for n in names) for text in texts]
     scored = sorted(zip(papers, sims, named), key=lambda psn: (-match(*psn), psn[0].rank))
     if not scored or max(p.best for p in papers) < MIN_BEST:
         return []
     floor = RELATIVE * match(*scored[0])
     return [p for p, sim, n in scored if match(p, sim, n) >= floor and p.best >= MIN_BEST][:MAX_PAPERS]
-
-
-def _text(paper) -> str:
-    return f"{paper.title} {getattr(paper, 'abstract', '')}".lower()
 
 
 def cited_lines(included: list) -> tuple[str, list[Citation]]:
