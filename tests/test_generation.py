@@ -70,6 +70,21 @@ def test_quantization_without_cuda_is_a_clear_error(quant, tmp_path):
         build_generator(s, tmp_path)
 
 
+def test_cuda_generation_avoids_cudnn_attention_and_restores_the_flags():
+    """cuDNN attention made batch-1 decode host-bound on an H200 (README, GPU): generate runs without it."""
+    import torch
+
+    from rag.generation.hf import attention_kernels
+
+    before = torch.backends.cuda.cudnn_sdp_enabled(), torch.backends.cuda.flash_sdp_enabled()
+    with attention_kernels("cuda"):
+        assert not torch.backends.cuda.cudnn_sdp_enabled()
+        assert torch.backends.cuda.flash_sdp_enabled() and torch.backends.cuda.mem_efficient_sdp_enabled()
+    assert (torch.backends.cuda.cudnn_sdp_enabled(), torch.backends.cuda.flash_sdp_enabled()) == before
+    with attention_kernels("cpu"):
+        assert torch.backends.cuda.cudnn_sdp_enabled() == before[0]
+
+
 def test_missing_bitsandbytes_names_gpu_extra(tmp_path, monkeypatch):
     import torch
 

