@@ -139,9 +139,7 @@ def calibrate(args, questions) -> dict:
         for q in [q for q in questions if q["type"] == "list"]:
             r = app.retrieve(q["question"], k=L.RETRIEVE)
             crit = L.criterion(q["question"])
-            qv = scorer.embed_query(crit)
-            papers = scorer.score(crit, E.load_sources(app.store, r.hits), qv)
-            lists.append((q, papers, scorer.similarities([f"{p.title}. {p.abstract}" for p in papers], qv), crit))
+            lists.append((q, *L.scored(scorer, crit, E.load_sources(app.store, r.hits)), crit))
         sweep = []
         for rw, dw, rel, ew in itertools.product([0.0, 0.2, 0.3, 0.4], [0.0, 0.5, 0.8, 1.0], [0.6, 0.64, 0.68, 0.72, 0.75],
                                                  [0.0, 0.3, 0.6, 1.0]):

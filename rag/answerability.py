@@ -4,7 +4,8 @@ Signals (``Signals``), all cheap and computed before generation:
 
 * ``missing``: the question's distinctive terms (names such as ``FlashAttention-3``, acronyms,
   capitalised words) that occur nowhere in the corpus. Each is looked up with one BM25 search in
-  Qdrant and a check of the returned text, so it works at any corpus size.
+  Qdrant and a check of the returned text, so it works at any corpus size. Acronyms of general
+  vocabulary ("DNA", "HTML", "PDFs") do not count: a paper never defines them.
 * ``unknown_share``: the share of the question's content words that occur nowhere in the corpus
   (a recipe or a weather question is mostly unknown words).
 * ``best_evidence``: the best sentence score of the retrieved papers (``rag.evidence``).
@@ -46,6 +47,11 @@ _COMMON_CAPITALISED = frozenset(
     "english chinese japanese korean french german spanish italian portuguese russian arabic hindi indian american "
     "european african asian january february march april may june july august september october november december "
     "monday tuesday wednesday thursday friday saturday sunday".split())
+# acronyms of general vocabulary, not names a paper defines: absent from the corpus, they say nothing about
+# whether it answers ("... studying dementia with DNA data", "... figures in academic CS manuscripts")
+_COMMON_ACRONYMS = frozenset(
+    "dna rna html xml json css pdf url http https api cpu gpu tpu ram cs ai ml nlp ui ux sql usb os pc faq phd "
+    "usa uk eu un fp16 fp32 bf16 int8 int4".split())
 # a hyphenated modifier ("ColBERT-style") names its head ("ColBERT")
 _MODIFIER = re.compile(r"-(style|like|based|driven|written|generated|inspired|aware|free|guided|level|scale|sized|"
                        r"specific|centric|only|powered|enabled|friendly|type|esque)$", re.I)
@@ -105,6 +111,12 @@ class Verdict:
         if self.reason == "off_topic":
             return ""
         return "The closest papers do not state this."
+
+
+def _common(term: str) -> bool:
+    """A general-vocabulary acronym ("DNA", "PDFs")?"""
+    t = term.lower()
+    return t in _COMMON_ACRONYMS or (t.endswith("s") and t[:-1] in _COMMON_ACRONYMS)
 
 
 def distinctive_terms(question: str, capitalised: bool = True) -> list[str]:
@@ -189,7 +201,7 @@ def signals(question: str, sources, best_dense: float | None, vocabulary: Corpus
     """
     words = list(dict.fromkeys(content_words(question)))
     unknown = [w for w in words if not vocabulary.has(w)]
-    missing = [t for t in distinctive_terms(question, capitalised=not translated) if not vocabulary.has(t)]
+    missing = [t for t in distinctive_terms(question, capitalised=not translated) if not vocabulary.has(t) and not _common(t)]
     qnames = [flat(n) for n in names(question) if len(flat(n)) >= 3]
     named = [p for p in sources if any(n in flat(p.title) for n in qnames)]
     asked_missing: list[str] = []

@@ -287,9 +287,14 @@ def with_named(question: str, hits: list[Hit], search: Callable[[str], list[Hit]
     >>> index = [H(title="AIM: Adaptive Inference", paper_id="a"), H(title="Aim high", paper_id="b")]
     >>> [h.title for h in with_named("How does AIM merge tokens?", [], lambda name: index)]
     ['AIM: Adaptive Inference']
+    >>> with_named("How does AIM merge tokens?", index[:1], lambda name: 1 / 0)  # found already: no search
+    [namespace(title='AIM: Adaptive Inference', paper_id='a')]
     """
     have, out = {h.paper_id for h in hits}, list(hits)
+    found = {flat(h.title.split(":")[0]) for h in hits if calls_by_name(question, h.title)}
     for name in names(question):
+        if flat(name) in found:  # retrieval already has the paper of that name
+            continue
         for h in search(name):
             if h.paper_id not in have and calls_by_name(question, h.title):
                 have.add(h.paper_id)

@@ -79,6 +79,14 @@ def specific_names(criterion: str, texts: list[str]) -> list[str]:
     return [t for t in terms if 2 * sum(mentions(x, t) for x in texts) <= len(texts)]
 
 
+def scored(scorer, criterion: str, sources: list) -> tuple[list, list[float]]:
+    """The candidate papers scored against the criterion: (``scorer.score`` of their sentences, cosine of
+    the criterion and each title + abstract), the two inputs of ``include``; one criterion embedding."""
+    vector = scorer.embed_query(criterion)
+    papers = scorer.score(criterion, sources, vector)
+    return papers, scorer.similarities([f"{p.title}. {p.abstract}" for p in papers], vector)
+
+
 def match(paper, similarity: float, named: bool = False) -> float:
     """How well a scored paper (``rag.evidence.SourcePaper``) meets the criterion; ``similarity`` is the
     cosine of the criterion and the paper's title + abstract, ``named``: it mentions a specific name of it."""

@@ -236,9 +236,8 @@ class Answerer:
         retrieval = self.app.retrieve(question, k=lists.RETRIEVE, filters=filters)
         timings.update(retrieval_ms=retrieval.embed_ms + retrieval.search_ms)
         t = time.perf_counter()
-        qv = self.scorer.embed_query(crit)  # once, for the sentences and the whole abstracts
-        papers = self.scorer.score(crit, evidence.load_sources(self.app.store, retrieval.hits, self.app.lock), qv)
-        included = lists.include(papers, self.scorer.similarities([f"{p.title}. {p.abstract}" for p in papers], qv), crit)
+        papers, sims = lists.scored(self.scorer, crit, evidence.load_sources(self.app.store, retrieval.hits, self.app.lock))
+        included = lists.include(papers, sims, crit)
         timings["evidence_ms"] = (time.perf_counter() - t) * 1000
         base["sources"] = [_with_abstract(p) for p in included] + [h for h in retrieval.hits if h.paper_id not in {p.paper_id for p in included}]
         if not included:

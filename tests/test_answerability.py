@@ -3,7 +3,7 @@
 import pytest
 
 import rag
-from rag.answerability import CorpusVocabulary, Signals, assess, asked_words, distinctive_terms, quotes_answer
+from rag.answerability import CorpusVocabulary, Signals, assess, asked_words, distinctive_terms, quotes_answer, signals
 from rag.testing import FakeEmbedder
 
 
@@ -82,3 +82,15 @@ def test_corpus_vocabulary(tmp_path):
         vocab = CorpusVocabulary(app.store)
         assert vocab.has("CMM-Math") and vocab.has("cmm math") and vocab.has("NVLM")
         assert not vocab.has("FlashAttention-3") and not vocab.has("lasagna")
+
+
+def test_general_acronyms_absent_from_the_corpus_are_not_missing_terms():
+    """dev-056 paraphrases a paper about formulas and code "... studying dementia with DNA data": the corpus
+    never says "DNA", which refused it as missing_terms. Names still count."""
+    class Vocab:
+        def has(self, term):
+            return term.lower() not in {"dna", "pdfs", "sdxl"}
+
+    q = "Is there a GPT-driven workflow that turns formulas into code, pitched for studying dementia with DNA data?"
+    assert signals(q, [], 0.5, Vocab()).missing == []
+    assert signals("Which papers parse PDFs with SDXL?", [], 0.5, Vocab()).missing == ["SDXL"]
