@@ -13,7 +13,9 @@ refusal). The best sentence alone misses papers that meet a criterion in other w
 cars" vs "autonomous driving"); the whole abstract's similarity and the retrieval rank catch them. A
 criterion that names a dataset, a model or a method singles out the papers that mention it; names most
 candidates mention ("LLMs") single out nothing and are ignored.
-Each included paper becomes one cited line, with its best sentence as the quote. The weights are
+Each included paper becomes one cited line, with its best sentence as the quote. A question that also
+asks something about each paper ("Which papers report gains on BEIR, and how large are they?") keeps that
+part out of the criterion, and each line shows the paper's sentence that best answers it. The weights are
 calibrated on the dev set's list questions (``bench/answer_quality.py --calibrate --types list`` ->
 ``bench/results/answer_calibration_list.json``). On the first 24: set precision / recall 0.62 / 0.45
 with the earlier rule (best sentence alone over a 0.48 floor), 0.73 / 0.67 with the rank and abstract
@@ -35,6 +37,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from rag.answer import Citation, Quote
@@ -53,8 +56,28 @@ _PREFIX = re.compile(LIST_HEAD + r"(\s+(in|from|of) (the|this|your) (collection|
                      r"(\s+(that|which|whose|who|where|about|on)\b)?\s*", re.I)
 
 
+# "..., and what/how many/where ...": what the question asks about each listed paper
+_DETAIL = re.compile(r"(?:,\s*|\s+)and\s+(?=(?:what|which|how|where|when|why|who)\b)", re.I)
+
+
+def split_detail(question: str) -> tuple[str, str]:
+    """A list question, and what it asks about each paper ("" when nothing).
+
+    >>> split_detail("Which papers build on the CLAP model, and what tasks do they apply it to?")
+    ('Which papers build on the CLAP model', 'what tasks do they apply it to')
+    >>> split_detail("Which papers study how LLMs reason?")
+    ('Which papers study how LLMs reason?', '')
+    """
+    head = _PREFIX.match(question)
+    m = _DETAIL.search(question, head.end() if head else 0)
+    if not m:
+        return question, ""
+    return question[:m.start()].rstrip(" ,"), question[m.end():].strip().rstrip("?.!").strip()
+
+
 def criterion(question: str) -> str:
-    """The condition a paper must meet, from a list question."""
+    """The condition a paper must meet, from a list question (without what it asks about each paper)."""
+    question = split_detail(question)[0]
     m = _PREFIX.match(question)
     if not m:
         return question.strip()
@@ -118,12 +141,22 @@ def include(papers: list, similarities: list[float] | None = None, criterion: st
     return [p for p, sim, n in scored if match(p, sim, n) >= floor and p.best >= MIN_BEST][:MAX_PAPERS]
 
 
-def cited_lines(included: list) -> tuple[str, list[Citation]]:
-    """The list answer: one line per included paper, each cited with its best sentence as the quote."""
+def detail_sentences(scorer, query: str, papers: list) -> list[int]:
+    """For each included paper, the index of its sentence that best answers ``query`` (what the question
+    asks about each paper, with the criterion: "build on CLAP: what tasks do they apply it to")."""
+    return [p.ranked()[0] for p in scorer.score(query, [dataclasses.replace(p) for p in papers])]
+
+
+def cited_lines(included: list, details: list[int] | None = None) -> tuple[str, list[Citation]]:
+    """The list answer: one line per included paper, each cited with its best sentence as the quote.
+    With ``details`` (``detail_sentences``), each line also shows that sentence, quoted first."""
     lines, citations = [], []
     for n, p in enumerate(included, 1):
-        s = p.sentences[p.ranked()[0]]
-        lines.append(f"- {p.title} [{n}]")
-        citations.append(Citation(n, p.title, p.paper_id, p.abstract, [Quote(s.text, s.start, s.end, p.title)]))
+        best = p.ranked()[0]
+        shown = [details[n - 1]] if details else []
+        quotes = [Quote(p.sentences[i].text, p.sentences[i].start, p.sentences[i].end, p.title)
+                  for i in dict.fromkeys([*shown, best])]
+        lines.append(f"- {p.title} [{n}]" + "".join(f": “{p.sentences[i].text}”" for i in shown))
+        citations.append(Citation(n, p.title, p.paper_id, p.abstract, quotes))
     head = f"{len(included)} indexed paper{'s' if len(included) > 1 else ''} match{'es' if len(included) == 1 else ''}:\n"
     return head + "\n".join(lines), citations

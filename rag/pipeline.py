@@ -238,11 +238,13 @@ class Answerer:
         t = time.perf_counter()
         papers, sims = lists.scored(self.scorer, crit, evidence.load_sources(self.app.store, retrieval.hits, self.app.lock))
         included = lists.include(papers, sims, crit)
+        detail = lists.split_detail(question)[1]
+        details = lists.detail_sentences(self.scorer, f"{crit}: {detail}", included) if detail and included else None
         timings["evidence_ms"] = (time.perf_counter() - t) * 1000
         base["sources"] = [_with_abstract(p) for p in included] + [h for h in retrieval.hits if h.paper_id not in {p.paper_id for p in included}]
         if not included:
             return self._refusal(base, timings, t0, "weak_evidence", "", retrieval.hits)
-        text, citations = lists.cited_lines(included)
+        text, citations = lists.cited_lines(included, details)
         timings["total_s"] = time.perf_counter() - t0
         return Answer(text=text, citations=citations, refused=False, timings=timings, kind=LIST, **base)
 

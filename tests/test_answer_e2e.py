@@ -62,6 +62,16 @@ def test_list_question(app):
     assert len(titles & {"GAIA", "SkyScript", "SECOND-CC"}) >= 2, titles
 
 
+def test_list_question_with_a_detail_shows_it_per_paper(app):
+    # "..., and how large are the nDCG@10 improvements?": each line quotes the paper's sentence on that
+    a = app.ask("Which retrieval papers report gains on the BEIR benchmark, and how large are the nDCG@10 improvements?")
+    assert a.kind == "list", a.text
+    lines = {line.split(" [")[0][2:]: line for line in a.text.splitlines() if line.startswith("- ")}
+    xtr = next(line for title, line in lines.items() if title.startswith("Rethinking the Role of Token Retrieval"))
+    assert "2.8 nDCG@10" in xtr, a.text
+    assert all(": “" in line for line in lines.values()), a.text
+
+
 def test_list_question_in_other_words(app):
     # "self-driving cars": the abstracts say "autonomous driving"; the whole-abstract similarity finds them
     a = app.ask("Are there any papers about self-driving cars?")
