@@ -14,6 +14,9 @@ shown to the model) is checked and scored:
   words must include one that is not a number and one the question uses ("28,000 samples." for
   "how many samples"). "Benchmark.", "2,138.", "436M parameters." (asked: vocabulary size) and
   "The paper does not mention ..." are not citable claims.
+* new: a sentence (4+ informative words) whose words the answer's earlier sentences already used, at
+  least ``REPEAT`` of them, is a repetition (small models loop: "The VTC-CLS method uses the [CLS]
+  token ..." three times) and is dropped.
 * subject: when the question names things that the papers mention (``subjects``), the quote must
   come from a paper that mentions one of them: an answer about FILIP is not cited to another paper
   that happens to contain the same number.
@@ -51,6 +54,7 @@ _META = re.compile(
     r"\b(?:provide|mention|state|specify|say|include|contain|discuss|report|give|determine|information|details?|answer)"
     r"|\bnot (?:possible|mentioned|stated|specified|provided|clear)\b|\bunclear\b", re.I)
 LEXICAL, COSINE = 0.6, 0.4
+REPEAT = 0.85  # a sentence whose words are this share or more of what earlier kept sentences said repeats them
 
 
 _ASKS_NAME = re.compile(
@@ -183,6 +187,7 @@ class Attributor:
         self.dropped: list[str] = []
         self.used: dict[int, list[Quote]] = {}
         self.order: list[int] = []
+        self.said: set[str] = set()  # the informative words of the sentences kept so far
 
     def add(self, text: str) -> str | None:
         """Check one sentence (with the model's ``[n]`` markers): the cited sentence, or None if dropped."""
@@ -190,6 +195,10 @@ class Attributor:
         if not sentence or not re.search(r"\w", sentence):
             return None
         if not is_claim(sentence, self.question):
+            self.dropped.append(sentence)
+            return None
+        words = set(content_words(sentence)) | set(numbers(sentence))
+        if len(words) >= 4 and len(words & self.said) >= REPEAT * len(words):
             self.dropped.append(sentence)
             return None
         cos = self._cosines(sentence)
@@ -218,6 +227,7 @@ class Attributor:
         cited = f"{body} [{n}]{end}"
         self.kept.append(cited)
         self.plain.append(sentence)
+        self.said |= words
         return cited
 
     def result(self) -> Attribution:

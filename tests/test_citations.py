@@ -30,6 +30,15 @@ def test_wrong_number_claimed_is_remapped_to_the_supporting_paper():
     assert [c.title for c in r.citations] == ["Whisper: Robust Speech Recognition"]
 
 
+def test_a_sentence_repeating_what_the_answer_said_is_dropped():
+    # the 0.5B loops: 26 of 219 answer sentences in dev and test-v6 runs repeated earlier ones
+    loop = "CMM-Math contains over 28,000 high-quality samples across 12 grade levels [1]. "
+    r = attribute(loop + loop + "Whisper was trained on 680,000 hours of audio [2]. " + loop, PAPERS, threshold=0.3)
+    assert r.text == "CMM-Math contains over 28,000 high-quality samples across 12 grade levels [1]. " \
+                     "Whisper was trained on 680,000 hours of audio [2]."
+    assert len(r.dropped) == 2
+
+
 def test_out_of_range_marker_is_replaced():
     r = attribute("CMM-Math has 28,000 samples [9].", PAPERS, threshold=0.3)
     assert r.text == "CMM-Math has 28,000 samples [1]."
