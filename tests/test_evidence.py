@@ -80,3 +80,19 @@ def test_link_sentences_rank_last_unless_the_question_asks_where():
     scorer.score("Where is the code of VTC-CLS available?", [q])
     assert q.ranked()[0] == 2  # asked where: the link is the answer
     assert p.best == max(p.scores) == best  # the evidence score (answerability) is not changed by the ranking
+
+
+def test_how_questions_rank_what_the_paper_proposes_above_the_problem_it_restates():
+    # dev-011: the problem statement echoes the question's words; the answer is the "we propose" sentence
+    text = ("Composed image retrieval needs positive and negative examples. However, triplet annotation is expensive. "
+            "We propose to generate more positive and negative training examples for composed image retrieval with a "
+            "multimodal LLM.")
+    scorer = EvidenceScorer(FakeEmbedder())
+    how = _paper("SPN: composed image retrieval", text, 0)
+    scorer.score("How can composed image retrieval models get more positive and negative training examples "
+                 "when triplet annotation is expensive?", [how])
+    assert how.ranked()[0] == 2, [how.sentences[i].text for i in how.ranked()]
+    which = _paper("SPN: composed image retrieval", text, 0)
+    scorer.score("Why does composed image retrieval need positive and negative examples?", [which])
+    assert which.ranked()[0] == 0  # not a how-question: no change
+    assert how.best == max(how.scores)  # the evidence score (answerability) is not changed by the ranking
