@@ -24,6 +24,7 @@ from functools import lru_cache
 
 from rag.config import ChunkSettings
 from rag.corpus import PAPER_NAMESPACE, Paper
+from rag.errors import ModelNotFoundError
 
 
 @dataclass(frozen=True)
@@ -72,9 +73,18 @@ def source_file(page: str) -> str:
 
 @lru_cache(maxsize=8)
 def _splitter(chunk_size: int, chunk_overlap: int):
+    import os
+
     from llama_index.core.node_parser import SentenceSplitter
 
-    return SentenceSplitter(chunk_size=chunk_size, chunk_overlap=min(chunk_overlap, chunk_size // 2))
+    try:
+        return SentenceSplitter(chunk_size=chunk_size, chunk_overlap=min(chunk_overlap, chunk_size // 2))
+    except OSError as e:  # tiktoken fetching cl100k_base: llama-index's bundled copy is only used when the variable is unset
+        raise ModelNotFoundError(
+            f"the chunker's tokenizer (tiktoken cl100k_base) could not be loaded ({type(e).__name__}): "
+            f"TIKTOKEN_CACHE_DIR={os.environ.get('TIKTOKEN_CACHE_DIR', '(unset)')} has no copy of it and the network "
+            "is unreachable; unset TIKTOKEN_CACHE_DIR to use the copy bundled with llama-index, or put the file there"
+        ) from e
 
 
 def split_text(text: str, settings: ChunkSettings) -> list[str]:

@@ -135,3 +135,22 @@ def test_payload_hash_tracks_pages_dates_and_metadata_not_chunking():
     long = Paper("T", "One sentence here. " * 200, ["a (Mar 1)"])
     chunks = chunk_paper(long, ChunkSettings(chunk_size=64))
     assert len(chunks) > 2 and len({c.payload()["payload_hash"] for c in chunks}) == 1
+
+
+def test_tokenizer_that_cannot_load_offline_says_what_to_do(monkeypatch, tmp_path):
+    # seen on a GPU machine whose image set TIKTOKEN_CACHE_DIR: llama-index then skips its bundled copy
+    # of cl100k_base and tiktoken tries to download it
+    import llama_index.core
+    import tiktoken
+
+    from rag.chunking import _splitter
+    from rag.errors import ModelNotFoundError
+
+    def offline(*a, **k):
+        raise ConnectionError("Failed to resolve 'openaipublic.blob.core.windows.net'")
+
+    monkeypatch.setattr(llama_index.core, "global_tokenizer", None)
+    monkeypatch.setattr(tiktoken, "encoding_for_model", offline)
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
+    with pytest.raises(ModelNotFoundError, match="unset TIKTOKEN_CACHE_DIR"):
+        _splitter.__wrapped__(256, 32)
