@@ -238,17 +238,22 @@ def pipeline_rows(models: dict, n: int, new_tokens: int, device: str, quant: str
     """Ask ``n`` answerable dev questions through ``rag.load("gpu")`` with each model folder: the sample corpus
     indexed with FakeEmbedder (no embedding download; BM25 still finds papers), the real evidence stage, prompt
     and transformers generator. Random weights never stop early, so each answer decodes ``new_tokens`` tokens."""
-    import statistics
     import tempfile
+
+    recs = [json.loads(line) for line in (ROOT / "eval/questions/dev.jsonl").read_text().splitlines()]
+    questions = [r["question"] for r in recs if r["type"] in ("single", "numeric", "multi")][:n]
+    with tempfile.TemporaryDirectory(prefix="gpu-pipeline-") as tmp:
+        return _pipeline_rows(models, questions, Path(tmp), new_tokens, device, quant)
+
+
+def _pipeline_rows(models: dict, questions: list[str], data: Path, new_tokens: int, device: str, quant: str) -> list[dict]:
+    import statistics
 
     import torch
 
     import rag
     from rag.testing import FakeEmbedder
 
-    recs = [json.loads(line) for line in (ROOT / "eval/questions/dev.jsonl").read_text().splitlines()]
-    questions = [r["question"] for r in recs if r["type"] in ("single", "numeric", "multi")][:n]
-    data = Path(tempfile.mkdtemp(prefix="gpu-pipeline-"))
     over = {"generation.device": device, "generation.quantization": quant, "generation.max_new_tokens": new_tokens,
             "embedding.device": device, **({"generation.dtype": "float32"} if device == "cpu" else {})}
     rows = []
