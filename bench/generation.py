@@ -238,43 +238,38 @@ def pipeline_rows(models: dict, n: int, new_tokens: int, device: str, quant: str
     """Ask ``n`` answerable dev questions through ``rag.load("gpu")`` with each model folder: the sample corpus
     indexed with FakeEmbedder (no embedding download; BM25 still finds papers), the real evidence stage, prompt
     and transformers generator. Random weights never stop early, so each answer decodes ``new_tokens`` tokens."""
-    import tempfile
-
-    recs = [json.loads(line) for line in (ROOT / "eval/questions/dev.jsonl").read_text().splitlines()]
-    questions = [r["question"] for r in recs if r["type"] in ("single", "numeric", "multi")][:n]
-    with tempfile.TemporaryDirectory(prefix="gpu-pipeline-") as tmp:
-        return _pipeline_rows(models, questions, Path(tmp), new_tokens, device, quant)
-
-
-def _pipeline_rows(models: dict, questions: list[str], data: Path, new_tokens: int, device: str, quant: str) -> list[dict]:
     import statistics
+    import tempfile
 
     import torch
 
     import rag
     from rag.testing import FakeEmbedder
 
+    recs = [json.loads(line) for line in (ROOT / "eval/questions/dev.jsonl").read_text().splitlines()]
+    questions = [r["question"] for r in recs if r["type"] in ("single", "numeric", "multi")][:n]
     over = {"generation.device": device, "generation.quantization": quant, "generation.max_new_tokens": new_tokens,
             "embedding.device": device, **({"generation.dtype": "float32"} if device == "cpu" else {})}
     rows = []
-    for name, path in models.items():
-        if device.startswith("cuda"):
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats()
-        with rag.load("gpu", data_dir=data, embedder=FakeEmbedder(), **over, **{"generation.model": str(path)}) as app:
-            app.ingest([str(ROOT / "data/sample")], progress=False)
-            t0 = time.perf_counter()
-            app.ask("warm-up: what is a transformer?")
-            load_s = time.perf_counter() - t0
-            timings = [app.ask(q).timings for q in questions]
-        called = [t for t in timings if "ttft_s" in t]
-        med = lambda key: round(statistics.median(t[key] for t in called), 3) if called else None  # noqa: E731
-        decode = [(new_tokens - 1) / (t["generation_s"] - t["ttft_s"]) for t in called if t["generation_s"] > t["ttft_s"]]
-        rows.append({"model": name, "quantization": quant, "questions": len(questions), "llm_calls": len(called),
-                     "load_and_first_s": round(load_s, 1), "prompt_tokens_p50": med("prompt_tokens"),
-                     "ttft_p50_s": med("ttft_s"), "total_p50_s": med("total_s"),
-                     "decode_tok_s_p50": round(statistics.median(decode), 1) if decode else None,
-                     "peak_gpu_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2) if device.startswith("cuda") else None})
+    with tempfile.TemporaryDirectory(prefix="gpu-pipeline-") as data:
+        for name, path in models.items():
+            if device.startswith("cuda"):
+                torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats()
+            with rag.load("gpu", data_dir=data, embedder=FakeEmbedder(), **over, **{"generation.model": str(path)}) as app:
+                app.ingest([str(ROOT / "data/sample")], progress=False)
+                t0 = time.perf_counter()
+                app.ask("warm-up: what is a transformer?")
+                load_s = time.perf_counter() - t0
+                timings = [app.ask(q).timings for q in questions]
+            called = [t for t in timings if "ttft_s" in t]
+            med = lambda key: round(statistics.median(t[key] for t in called), 3) if called else None  # noqa: E731
+            decode = [(new_tokens - 1) / (t["generation_s"] - t["ttft_s"]) for t in called if t["generation_s"] > t["ttft_s"]]
+            rows.append({"model": name, "quantization": quant, "questions": len(questions), "llm_calls": len(called),
+                         "load_and_first_s": round(load_s, 1), "prompt_tokens_p50": med("prompt_tokens"),
+                         "ttft_p50_s": med("ttft_s"), "total_p50_s": med("total_s"),
+                         "decode_tok_s_p50": round(statistics.median(decode), 1) if decode else None,
+                         "peak_gpu_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2) if device.startswith("cuda") else None})
     return rows
 
 

@@ -114,7 +114,7 @@ class Verdict:
         return "The closest papers do not state this."
 
 
-def _common(term: str) -> bool:
+def _general_acronym(term: str) -> bool:
     """A general-vocabulary acronym ("DNA", "PDFs")?"""
     t = term.lower()
     return t in _COMMON_ACRONYMS or (t.endswith("s") and t[:-1] in _COMMON_ACRONYMS)
@@ -202,7 +202,7 @@ def signals(question: str, sources, best_dense: float | None, vocabulary: Corpus
     """
     words = list(dict.fromkeys(content_words(question)))
     unknown = [w for w in words if not vocabulary.has(w)]
-    missing = [t for t in distinctive_terms(question, capitalised=not translated) if not vocabulary.has(t) and not _common(t)]
+    missing = [t for t in distinctive_terms(question, capitalised=not translated) if not vocabulary.has(t) and not _general_acronym(t)]
     qnames = [flat(n) for n in names(question) if len(flat(n)) >= 3]
     named = [p for p in sources if any(n in flat(p.title) for n in qnames)]
     asked_missing: list[str] = []

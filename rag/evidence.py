@@ -229,17 +229,17 @@ class EvidenceScorer:
             p.coverage = overlap(queries[0][1], f"{p.title} {p.abstract}")
             have = [set(content_words(s.text)) | set(numbers(s.text)) for s in p.sentences]
             has_number = [bool(numbers(s.text)) for s in p.sentences]
-            # boilerplate ranks last within the paper (``local`` scores); ``scores`` (and ``best``) stay
-            last = [0.0 if asks_where or not _BOILERPLATE.search(s.text) else 1.0 for s in p.sentences]
-            if asks_how:
-                last = [x - (CONTRIBUTION_BONUS if _CONTRIBUTION.search(s.text) else 0.0) for x, s in zip(last, p.sentences)]
+            # within-paper order only (``local`` scores; ``scores`` and ``best`` stay): boilerplate last, and for a
+            # how-question what the paper proposes first
+            shift = [(-1.0 if not asks_where and _BOILERPLATE.search(s.text) else 0.0)
+                     + (CONTRIBUTION_BONUS if asks_how and _CONTRIBUTION.search(s.text) else 0.0) for s in p.sentences]
             rows: list[list[float]] = [[] for _ in per_query]
             local: list[list[float]] = [[] for _ in per_query]
             for j in range(len(p.sentences)):
                 for q, (terms, cos, quantity) in enumerate(per_query):
                     base = COSINE * cos[i] + PRIOR / (1 + p.rank) + (NUMBER_BONUS if quantity and has_number[j] else 0.0)
                     rows[q].append(base + LEXICAL * _overlap(terms, have[j], title_terms))
-                    local[q].append(base + LEXICAL * _overlap(terms, have[j], title_terms, _idf(terms, have)) - last[j])
+                    local[q].append(base + LEXICAL * _overlap(terms, have[j], title_terms, _idf(terms, have)) + shift[j])
                 i += 1
             p.scores, p.part_scores = rows[0], local[1:]
             p.local_scores = local[0]

