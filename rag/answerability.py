@@ -67,7 +67,7 @@ _GENERIC = frozenset("method methods model models approach approaches technique 
                      "paper papers work works study studies system systems way ways kind kinds type types one ones thing "
                      "things part parts result results value values categories category aspects aspect factors factor components "
                      "component elements element strategies strategy recipe recipes procedure procedures process processes scheme "
-                     "schemes pipeline pipelines".split())
+                     "schemes pipeline pipelines fix fixes solution solutions trick tricks remedy remedies mechanism mechanisms".split())
 _CAPITALISED = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]{2,}\b")
 RESEARCH_WORDS = frozenset(
     "model models modeling modelling dataset datasets benchmark benchmarks train training trained learning learn "

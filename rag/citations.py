@@ -58,9 +58,11 @@ REPEAT = 0.85  # a sentence whose words are this share or more of what earlier k
 
 
 _ASKS_NAME = re.compile(
-    r"^\W*(?:which|name)\b|\bwhat(?:'s| is| was| are)?\s+(?:it|this|that|they|the \w+)?\s*called\b|\bname of\b|"
+    r"^\W*(?:which|name)\b|^\W*(?:is|are) there (?:a|an|any)\b|\bwhat(?:'s| is| was| are)?\s+(?:it|this|that|they|the \w+)?\s*"
+    r"called\b|\b(?:what is|what's) (?:its|their|the)\s+(?:[\w-]+\s+){0,4}?called\b|\bname of\b|"
     r"\bwhat\s+(?:[\w-]+\s+){0,3}?(?:paper|study|method|model|benchmark|dataset|framework|approach|system|technique|"
-    r"algorithm|architecture|metric|encoder|llm|tool|pipeline|strategy|loss|module|network|language model|backbone)s?\b",
+    r"algorithm|architecture|metric|encoder|llm|tool|pipeline|strategy|loss|module|network|language model|backbone|"
+    r"fix|solution|trick|remedy|mechanism)(?:s|es)?\b",
     re.I)
 
 
@@ -69,6 +71,8 @@ def asks_name(question: str) -> bool:
 
     >>> asks_name("Which work predicts gaze?"), asks_name("What beta value works best?"), asks_name("What LLM is it built on?")
     (True, False, True)
+    >>> asks_name("Is there a benchmark of figures in papers?"), asks_name("What is its graph-only variant called?")
+    (True, True)
     """
     return bool(_ASKS_NAME.search(question))
 

@@ -42,6 +42,7 @@ def test_quotes_answer(question, answers):
     ("On which benchmarks did MedTrinity-25M reach the state of the art?", "It is best on VQA-RAD.", True),  # a name: unchecked
     ("What categories of errors are injected?", "Errors are swapped objects and wrong counts.", True),  # a container word
     ("What multi-stage training recipes does MIO follow?", "MIO undergoes a four-stage training process.", True),  # "recipes" too
+    ("What fix does VAR apply to the attention sink?", "VAR redistributes attention to image tokens.", True),  # "fix": a method
     ("How much memory does LlamaFusion need?", "LlamaFusion uses 50% of the FLOPs.", False),  # a number, not of memory
     ("What learning rate was used to pretrain 4M?", "We propose 4M, a training scheme.", False),
 ])

@@ -87,6 +87,17 @@ def test_is_claim(sentence, ok):
     assert is_claim(sentence) is ok
 
 
+@pytest.mark.parametrize("question,ok", [
+    ("Which benchmark tests figures in papers?", True),
+    ("Is there a big benchmark where assistants read the figures of papers?", True),  # existence: the name answers
+    ("What training-free fix reassigns the wasted attention?", True),
+    ("What post-hoc fix spreads embeddings apart, and what is its neighbour-only variant called?", True),
+    ("How large is the benchmark?", False), ("What beta value works best?", False),
+])
+def test_a_bare_name_answers_questions_that_ask_for_one(question, ok):
+    assert is_claim("SPIQA.", question) is ok
+
+
 def test_claims_hold_numbers_in_any_spelling():
     assert claims_hold("It has 28K samples.", "It contains over 28,000 samples.")
     assert not claims_hold("It has 29K samples.", "It contains over 28,000 samples.")
