@@ -9,7 +9,9 @@ shown to the model) is checked and scored:
   supporting quote, and is dropped.
 * support: ``0.6 * word overlap + 0.4 * embedding cosine`` between sentence and quote, at least
   ``threshold``.
-* content: a sentence must say something about the question. Three or more informative words do;
+* content: a sentence must say something about the question. Three or more informative words do,
+  unless every one of them is the question's own (the 0.5B restates a long paraphrase as its answer;
+  a yes/no question's restatement is its answer, and stays);
   a bare name ("MultiMAE.") only answers a question asking for one ("Which method ...?"); two
   words must include one that is not a number and one the question uses ("28,000 samples." for
   "how many samples"). "Benchmark.", "2,138.", "436M parameters." (asked: vocabulary size) and
@@ -92,12 +94,31 @@ def is_claim(sentence: str, question: str | None = None) -> bool:
     words = set(content_words(sentence))
     whole = [w for w in words if not any(w != o and w in o.split("-") for o in words)]  # "cmm-math", not also "math"
     if len(whole) >= 3:
-        return True
+        return question is None or not echoes(sentence, question)
     if names(sentence) and all(w in {x.lower() for n in names(sentence) for x in [n, *n.split("-")]} for w in whole):
         return question is None or asks_name(question)  # a bare name
     if len(whole) < 2 or all(w[0].isdigit() for w in whole):
         return False
     return question is None or bool(set(whole) & set(content_words(question)))
+
+
+_YES_NO = re.compile(r"^\W*(?:does|do|did|is|are|was|were|can|could|has|have|had|will|would|should)\b", re.I)
+
+
+def echoes(sentence: str, question: str) -> bool:
+    """Does the sentence only restate a wh-question (all its content words are the question's)?
+
+    >>> q = "Which study steers a text generator by altering hidden-state vectors?"
+    >>> echoes("The study steers a text generator by altering hidden-state vectors.", q)
+    True
+    >>> echoes("UTAP steers a text generator by altering hidden-state vectors.", q)
+    False
+    >>> echoes("CLIP uses contrastive learning.", "Does CLIP use contrastive learning?")  # yes/no: the restatement answers
+    False
+    """
+    if _YES_NO.search(question):
+        return False
+    return set(content_words(sentence)) <= set(content_words(question))
 
 
 def strip_markers(sentence: str) -> tuple[str, list[int]]:

@@ -98,6 +98,13 @@ def test_a_bare_name_answers_questions_that_ask_for_one(question, ok):
     assert is_claim("SPIQA.", question) is ok
 
 
+def test_a_restated_question_is_not_an_answer():
+    q = "Which model finds the object a sentence describes in a 3D scan, and by how much did it beat earlier methods?"
+    assert not is_claim("The model finds the object a sentence describes in a 3D scan.", q)
+    assert is_claim("TransRefer3D finds the object a sentence describes in a 3D scan.", q)
+    assert is_claim("It beat earlier methods by up to 10.6%.", q)
+
+
 def test_claims_hold_numbers_in_any_spelling():
     assert claims_hold("It has 28K samples.", "It contains over 28,000 samples.")
     assert not claims_hold("It has 29K samples.", "It contains over 28,000 samples.")
