@@ -134,11 +134,11 @@ def include(papers: list, similarities: list[float] | None = None, criterion: st
     texts = [f"{p.title} {getattr(p, 'abstract', '')}".lower() for p in papers]
     names = specific_names(criterion, texts) if criterion else []
     named = [any(mentions(text, n) for n in names) for text in texts]
-    scored = sorted(zip(papers, sims, named), key=lambda psn: (-match(*psn), psn[0].rank))
-    if not scored or max(p.best for p in papers) < MIN_BEST:
+    if not papers or max(p.best for p in papers) < MIN_BEST:
         return []
-    floor = RELATIVE * match(*scored[0])
-    return [p for p, sim, n in scored if match(p, sim, n) >= floor and p.best >= MIN_BEST][:MAX_PAPERS]
+    scored = sorted(((match(p, sim, n), p) for p, sim, n in zip(papers, sims, named)), key=lambda mp: (-mp[0], mp[1].rank))
+    floor = RELATIVE * scored[0][0]
+    return [p for m, p in scored if m >= floor and p.best >= MIN_BEST][:MAX_PAPERS]
 
 
 def detail_sentences(scorer, query: str, papers: list) -> list[int]:
