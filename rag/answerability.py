@@ -34,6 +34,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 
+from rag.evidence import question_parts
 from rag.sentences import STOPWORDS, content_words, flat, names, numbers
 
 # Calibrated on the dev set (see the module docstring); changing them changes refusals.
@@ -245,6 +246,21 @@ _BARE_QUANTITY = re.compile(r"\bhow (?:much|big|large|long|fast|often)\s+(?:(?:m
                             r"\bby (?:how much|what (?:fraction|factor|percentage|margin))\b|\bwhat (?:fraction|percentage|share|proportion)\b",
                             re.I)
 _QUANTITY_NOUNS = frozenset("number numbers percentage fraction share proportion amount ratio size count".split())
+
+
+def asks_only_quantity(question: str) -> bool:
+    """Does the question ask for a count or an amount and nothing else? Its answer needs a number.
+
+    >>> asks_only_quantity("How many preference pairs are in UnifiedReward's dataset?")
+    True
+    >>> asks_only_quantity("How many tasks does MIBench have, and what models are tested?")
+    False
+    >>> asks_only_quantity("What licence does TableGPT2 use?")
+    False
+    """
+    kinds = [kind for kind, _ in _asked(question)]
+    asks = all(kind == "count" for kind in kinds) if kinds else bool(_BARE_QUANTITY.search(question))
+    return asks and len(question_parts(question)) == 1
 
 
 def _stem(word: str) -> str:

@@ -12,7 +12,8 @@ shown to the model) is checked and scored:
 * content: a sentence must say something about the question. Three or more informative words do,
   unless every one of them is the question's own (the 0.5B restates a long paraphrase as its answer;
   a yes/no question's restatement is its answer, and stays);
-  a bare name ("MultiMAE.") only answers a question asking for one ("Which method ...?"); two
+  a question that asks only for a count or an amount ("How many pairs ...?") is answered only by a sentence
+  with a number; a bare name ("MultiMAE.") only answers a question asking for one ("Which method ...?"); two
   words must include one that is not a number and one the question uses ("28,000 samples." for
   "how many samples"). "Benchmark.", "2,138.", "436M parameters." (asked: vocabulary size) and
   "The paper does not mention ..." are not citable claims.
@@ -47,6 +48,7 @@ import re
 from dataclasses import dataclass, field
 
 from rag.answer import Citation, Quote
+from rag.answerability import asks_only_quantity
 from rag.evidence import dot
 from rag.sentences import content_words, flat, names, numbers, proper_nouns, split_sentences
 
@@ -93,6 +95,8 @@ def is_claim(sentence: str, question: str | None = None) -> bool:
         return False
     words = set(content_words(sentence))
     whole = [w for w in words if not any(w != o and w in o.split("-") for o in words)]  # "cmm-math", not also "math"
+    if question is not None and not numbers(sentence) and asks_only_quantity(question):
+        return False  # "How many pairs ...?" -> "The dataset includes image and video tasks." answers nothing
     if len(whole) >= 3:
         return question is None or not echoes(sentence, question)
     if names(sentence) and all(w in {x.lower() for n in names(sentence) for x in [n, *n.split("-")]} for w in whole):

@@ -105,6 +105,13 @@ def test_a_restated_question_is_not_an_answer():
     assert is_claim("It beat earlier methods by up to 10.6%.", q)
 
 
+def test_a_count_question_is_answered_only_by_a_number():
+    q = "How many preference pairs are in the human preference dataset used to train UnifiedReward?"
+    assert not is_claim("The human preference dataset includes both image and video generation tasks.", q)
+    assert is_claim("The dataset holds 236K preference pairs.", q)
+    assert is_claim("The dataset includes image and video tasks.", "What does the dataset include?")
+
+
 def test_claims_hold_numbers_in_any_spelling():
     assert claims_hold("It has 28K samples.", "It contains over 28,000 samples.")
     assert not claims_hold("It has 29K samples.", "It contains over 28,000 samples.")
