@@ -41,10 +41,6 @@ from rag.sentences import STOPWORDS, content_words, flat, names, numbers
 MIN_EVIDENCE = 0.30  # best evidence score under this (and no paper named): not answerable
 OFF_TOPIC_UNKNOWN = 0.34  # no research vocabulary and this share of words unknown to the corpus: off-topic
 OFF_TOPIC_DENSE = 0.30  # no research vocabulary and no chunk this close (cosine): off-topic
-# ... but a chunk this close makes a question in everyday words ("people hit by a cerebral infarction",
-# "magnet-based scans") a paraphrase of a paper, not off-topic, however many of its words the corpus lacks
-# (dev: off-topic requests 0.17-0.27; refused paraphrases up to 0.53)
-ON_TOPIC_DENSE = 0.45
 CONFIDENT_EVIDENCE = 0.30  # at or above: answer from the quotes even if the model declines (extractive fallback)
 
 # capitalised words that are not names of things a paper could define
@@ -229,8 +225,7 @@ def signals(question: str, sources, best_dense: float | None, vocabulary: Corpus
 
 def assess(s: Signals) -> Verdict:
     """The decision rule (thresholds above)."""
-    dense = s.best_dense or 0.0
-    off_corpus = (s.unknown_share >= OFF_TOPIC_UNKNOWN and dense < ON_TOPIC_DENSE) or dense < OFF_TOPIC_DENSE or s.missing
+    off_corpus = s.unknown_share >= OFF_TOPIC_UNKNOWN or (s.best_dense or 0.0) < OFF_TOPIC_DENSE or s.missing
     if not s.topical and off_corpus:
         return Verdict(False, "off_topic", False, s)
     if s.missing:
