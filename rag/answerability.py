@@ -31,10 +31,12 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import asdict, dataclass, field
 
 from rag.evidence import question_parts
+from rag.question_words import AUX, METHOD_NOUNS, with_plurals
 from rag.sentences import STOPWORDS, content_words, flat, names, numbers
 
 # Calibrated on the dev set (see the module docstring); changing them changes refusals.
@@ -57,18 +59,16 @@ _COMMON_ACRONYMS = frozenset(
 _MODIFIER = re.compile(r"-(style|like|based|driven|written|generated|inspired|aware|free|guided|level|scale|sized|"
                        r"specific|centric|only|powered|enabled|friendly|type|esque)$", re.I)
 # "What X ...", "Which X ...", "How many X ...": the thing asked for, up to the verb
-_AUX = r"(?!(?:do|does|did|is|are|was|were|can|could|has|have|had|will|would)\b)"
+_AUX = rf"(?!(?:{AUX})\b)"
 _ASKED = re.compile(r"\b(what|which|how many|how much|under what|under which)\s+" + _AUX + r"((?:[\w-]+\s+){0,2}?[\w-]+?)"
-                    r"(?=\s+(?:do|does|did|is|are|was|were|has|have|had|can|could|would|will|and|or|of|for|in|on|to|"
+                    rf"(?=\s+(?:{AUX}|and|or|of|for|in|on|to|"
                     r"with|from|at|by|that|which|works?|gives?|yields?|performs?|helps?|\w+ed)\b|[?,])", re.I)
 # "What is X's Y ...": the thing asked for is Y
 _ASKED_OF = re.compile(r"\b(what) (?:is|are|was|were) (?:the )?[\w-]+'s\s+((?:[\w-]+\s+){0,2}?[\w-]+?)"
                        r"(?=\s+(?:per|of|for|in|on|at|with|compared|when|during|and|or|to|from|by)\b|[?,])", re.I)
-_GENERIC = frozenset("method methods model models approach approaches technique techniques framework frameworks "
-                     "paper papers work works study studies system systems way ways kind kinds type types one ones thing "
-                     "things part parts result results value values categories category aspects aspect factors factor components "
-                     "component elements element strategies strategy recipe recipes procedure procedures process processes scheme "
-                     "schemes pipeline pipelines fix fixes solution solutions trick tricks remedy remedies mechanism mechanisms".split())
+_GENERIC = frozenset(with_plurals(METHOD_NOUNS + ("model", "paper", "work", "study", "system", "way", "kind", "type", "one",
+                                                  "thing", "part", "result", "value", "category", "aspect", "factor",
+                                                  "component", "element", "process", "recipe", "scheme")))
 _CAPITALISED = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]{2,}\b")
 RESEARCH_WORDS = frozenset(
     "model models modeling modelling dataset datasets benchmark benchmarks train training trained learning learn "
@@ -237,14 +237,16 @@ def assess(s: Signals) -> Verdict:
 
 # a count or amount asked without naming what is counted: any number in the quotes can answer it
 _BARE_QUANTITY = re.compile(r"\bhow (?:much|big|large|long|fast|often)\s+(?:(?:more|less|faster|better|larger|smaller)\s+)?"
-                            r"(?:do|does|did|is|are|was|were|can|could|has|have|had|will|would)\b|"
+                            rf"(?:{AUX})\b|"
                             r"\bby (?:how much|what (?:fraction|factor|percentage|margin))\b|\bwhat (?:fraction|percentage|share|proportion)\b",
                             re.I)
 _QUANTITY_NOUNS = frozenset("number numbers percentage fraction share proportion amount ratio size count".split())
 
 
+@functools.lru_cache(maxsize=1024)
 def asks_only_quantity(question: str) -> bool:
     """Does the question ask for a count or an amount and nothing else? Its answer needs a number.
+    (Cached: ``citations.is_claim`` asks it for every sentence of an answer.)
 
     >>> asks_only_quantity("How many preference pairs are in UnifiedReward's dataset?")
     True

@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 
 from rag.answer import Citation, Quote
 from rag.answerability import asks_only_quantity
+from rag.question_words import AUX, METHOD_NOUNS, alternation
 from rag.evidence import dot
 from rag.sentences import content_words, flat, names, numbers, proper_nouns, split_sentences
 
@@ -61,12 +62,12 @@ LEXICAL, COSINE = 0.6, 0.4
 REPEAT = 0.85  # a sentence whose words are this share or more of what earlier kept sentences said repeats them
 
 
+_NAMED_THINGS = METHOD_NOUNS + ("paper", "study", "model", "benchmark", "dataset", "system", "algorithm", "architecture",
+                                "metric", "encoder", "llm", "tool", "loss", "module", "network", "language model", "backbone")
 _ASKS_NAME = re.compile(
     r"^\W*(?:which|name)\b|^\W*(?:is|are) there (?:a|an|any)\b|\bwhat(?:'s| is| was| are)?\s+(?:it|this|that|they|the \w+)?\s*"
     r"called\b|\b(?:what is|what's) (?:its|their|the)\s+(?:[\w-]+\s+){0,4}?called\b|\bname of\b|"
-    r"\bwhat\s+(?:[\w-]+\s+){0,3}?(?:paper|study|method|model|benchmark|dataset|framework|approach|system|technique|"
-    r"algorithm|architecture|metric|encoder|llm|tool|pipeline|strategy|loss|module|network|language model|backbone|"
-    r"fix|solution|trick|remedy|mechanism)(?:s|es)?\b",
+    rf"\bwhat\s+(?:[\w-]+\s+){{0,3}}?(?:{alternation(_NAMED_THINGS)})\b",
     re.I)
 
 
@@ -106,7 +107,7 @@ def is_claim(sentence: str, question: str | None = None) -> bool:
     return question is None or bool(set(whole) & set(content_words(question)))
 
 
-_YES_NO = re.compile(r"^\W*(?:does|do|did|is|are|was|were|can|could|has|have|had|will|would|should)\b", re.I)
+_YES_NO = re.compile(rf"^\W*(?:{AUX})\b", re.I)
 
 
 def echoes(sentence: str, question: str) -> bool:

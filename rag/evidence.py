@@ -38,6 +38,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from rag.question_words import AUX, METHOD_NOUNS, alternation
 from rag.retrieval import Hit
 from rag.sentences import Sentence, content_words, flat, names, numbers, split_sentences
 
@@ -59,8 +60,7 @@ _BOILERPLATE = re.compile(r"https?://|www\.|github\.com|\b(?:publicly |freely |o
 # they rank higher within their paper (local scores) than the problem statement that echoes the question's words
 _CONTRIBUTION = re.compile(r"\b(?:we|this (?:paper|work|study)|our (?:method|approach|framework|model))\s+(?:\w+\s+){0,2}?"
                            r"(?:propose|introduce|present|develop|design|devise|build|construct|leverage|use|employ)", re.I)
-_ASKS_HOW = re.compile(r"^\s*(?:how\s+(?:can|could|do|does|did|is|are|was|were|should|might)\b|what\s+(?:[\w-]+\s+){0,2}?"
-                       r"(?:method|technique|approach|strategy|framework|mechanism|procedure|fix|solution)s?\b)", re.I)
+_ASKS_HOW = re.compile(rf"^\s*(?:how\s+(?:{AUX})\b|what\s+(?:[\w-]+\s+){{0,2}}?(?:{alternation(METHOD_NOUNS)})\b)", re.I)
 CONTRIBUTION_BONUS = 0.2  # dev, no LLM: fact coverage of the extractive answer 0.482 -> 0.502 (0.1) / 0.514 (0.2) / 0.513 (0.4)
 _ASKS_WHERE = re.compile(r"\b(?:code|github|repo|repository|url|link|website|homepage|project page|download|"
                          r"open[- ]source[ds]?|available|availability|release[ds]?|weights|checkpoints?|licen[cs]e[ds]?|"
@@ -107,8 +107,8 @@ class SourcePaper:
         return [i]
 
 
-_PART_SPLIT = re.compile(r"(?:,?\s+and\s+|;\s*|\?\s*|,\s+)(?=(?:what|how|which|why|where|when|who|whose|does|do|did|is|are|was|"
-                         r"were|can|could|in|on|by|to)\b)", re.I)
+_PART_SPLIT = re.compile(rf"(?:,?\s+and\s+|;\s*|\?\s*|,\s+)(?=(?:what|how|which|why|where|when|who|whose|{AUX}|in|on|by|to)\b)",
+                         re.I)
 
 
 def question_parts(question: str) -> list[str]:

@@ -1,0 +1,31 @@
+"""One vocabulary of question words (rag.question_words), understood alike by every module that reads questions."""
+
+import pytest
+
+from rag import answerability, citations, evidence
+from rag.question_words import AUXILIARIES, METHOD_NOUNS, with_plurals
+
+
+@pytest.mark.parametrize("aux", AUXILIARIES)
+def test_every_auxiliary_opens_a_yes_no_question_and_a_how_question(aux):
+    yes_no = f"{aux.capitalize()} CLIP use contrastive learning?"
+    assert not citations.echoes("CLIP uses contrastive learning.", yes_no)  # the restatement answers a yes/no question
+    assert evidence._ASKS_HOW.search(f"How {aux} the reward model be trained?")
+    assert answerability.asked_words(f"What {aux} the authors release?") == []  # the auxiliary is not what is asked
+    assert evidence.question_parts(f"What does X add, and {aux} it run on a phone?") == ["What does X add",
+                                                                                     f"{aux} it run on a phone"]
+
+
+@pytest.mark.parametrize("noun", METHOD_NOUNS)
+def test_every_method_noun_asks_for_a_name_and_a_way_and_names_nothing(noun):
+    for form in with_plurals([noun]):
+        question = f"What simple {form} keeps the model from forgetting?"
+        assert citations.asks_name(question), question
+        assert evidence._ASKS_HOW.search(question), question
+        assert noun not in answerability.asked_words(question)
+
+
+def test_a_recipe_asks_for_steps_not_a_name():
+    question = "What multi-stage training recipes do MIO and LLaVA-KD follow?"
+    assert not citations.asks_name(question)
+    assert answerability.asked_words(question) == ["multi", "stage", "training"]  # "recipes" names nothing to look for
