@@ -16,8 +16,16 @@ and @5 of:
   query in a paper's technical terms ("magnet-based scan" -> "MRI"; three few-shot examples on topics
   outside the corpus); hybrid search with the rewrite alone, with the question and the rewrite together,
   or both rankings fused.
+* ``clauses`` (``--clauses``): the question is also cut into clauses (at commas, "and", "by", "with",
+  ...) and each clause searched by dense vectors; a paper scores 0.5 x its cosine to the whole question
+  + 0.5 x its mean cosine to the clauses, so a paper that matches every part of a long paraphrase
+  rises over one that matches its gist.
+* ``dense+<config>`` / ``<config> dense`` / ``rrf(dense,<config>)`` (``--with-config NAME --with-data-dir
+  DIR``, e.g. ``cpu-mpnet``): a second embedder's index; dense scores summed (0.2 x this one's, 0.8 x the
+  other's), the other alone, or the two dense rankings fused.
 
-    .venv/bin/python bench/paraphrase_ideas.py --data-dir IDX [--config cpu] [--hyde] [--terms]
+    .venv/bin/python bench/paraphrase_ideas.py --data-dir IDX [--config cpu] [--hyde] [--terms] [--clauses]
+        [--with-config cpu-mpnet --with-data-dir IDX_MPNET]
 
 Prints a table and writes ``bench/results/paraphrase_ideas.json`` under the config's name.
 """
@@ -27,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -79,6 +88,30 @@ def _unit(m: np.ndarray) -> np.ndarray:
     return m / np.linalg.norm(m, axis=-1, keepdims=True)
 
 
+# where a long paraphrase is cut into clauses (``--clauses``)
+_CLAUSE = re.compile(r"\s*(?:[,;:()?]|\s-\s|\u2014|\b(?:and then|while|whereas|so that|where|which|that|by|using|via|with|"
+                     r"without|instead of|rather than|not just|and)\b)\s*", re.I)
+
+
+def clauses(question: str) -> list[str]:
+    """The clauses of a question with at least three words each.
+
+    >>> clauses("Which method speeds up decoding by guessing several tokens and checking them with the big model?")
+    ['method speeds up decoding', 'guessing several tokens', 'the big model']
+    """
+    return [c.strip() for c in _CLAUSE.split(question) if c and len(c.split()) >= 3]
+
+
+def _by_score(scores: dict[str, float]) -> list[str]:
+    return sorted(scores, key=lambda t: -scores[t])
+
+
+def _mix(parts: list[tuple[float, dict[str, float]]]) -> list[str]:
+    """Papers ranked by a weighted sum of score tables; a paper missing from one gets that table's lowest score."""
+    papers = set().union(*(table for _, table in parts))
+    return _by_score({t: sum(w * table.get(t, min(table.values())) for w, table in parts if table) for t in papers})
+
+
 def _rrf(rankings: list[list[str]], k: int = 60) -> list[str]:
     score: dict[str, float] = {}
     for ranking in rankings:
@@ -94,9 +127,13 @@ def main() -> int:
     ap.add_argument("--questions", default=str(ROOT / "eval/questions/dev.jsonl"))
     ap.add_argument("--hyde", action="store_true", help="also ask the LLM for a hypothetical abstract (~3 s a question)")
     ap.add_argument("--terms", action="store_true", help="also ask the LLM to rewrite the question in technical terms")
+    ap.add_argument("--clauses", action="store_true", help="also search the question's clauses one by one (dense)")
+    ap.add_argument("--with-config", help="a second preset (another embedder) whose dense scores are combined with this one's")
+    ap.add_argument("--with-data-dir", help="the second preset's index (rag ingest --config NAME --data-dir DIR)")
     args = ap.parse_args()
     t_start = time.perf_counter()
     app = rag.load(args.config, data_dir=args.data_dir)
+    other = rag.load(args.with_config, data_dir=args.with_data_dir) if args.with_config else None
     if app.count() == 0:
         app.ingest(progress=False)
     emb = app.embedder
@@ -111,6 +148,12 @@ def main() -> int:
     def dense(vector, question):
         r = Retriever(_Fixed(vector), app.store, app.settings.retrieval).search(question, k=10, mode="dense")
         return [h.title for h in r.hits]
+
+    def dense_scores(a, text, k=80):  # paper -> its best chunk's cosine
+        scores: dict[str, float] = {}
+        for h in a.retrieve(text, k=k, mode="dense").hits:
+            scores.setdefault(h.title, h.score)
+        return scores
 
     counts: dict[str, dict[str, list[int]]] = {}
     hyde_s, terms_s = [], []
@@ -137,6 +180,15 @@ def main() -> int:
             rankings["terms"] = by_terms
             rankings["q+terms"] = [h.title for h in app.retrieve(f"{question} {query}", k=50).hits]
             rankings["rrf(hybrid,terms)"] = _rrf([hybrid, by_terms])
+        if args.clauses:
+            whole, parts = dense_scores(app, question), [dense_scores(app, c) for c in clauses(question)]
+            mean = {t: sum(p.get(t, min(p.values())) for p in parts) / len(parts) for t in whole} if parts else whole
+            rankings["clauses"] = _mix([(0.5, whole), (0.5, mean)])
+        if other is not None:
+            mine, theirs = dense_scores(app, question), dense_scores(other, question)
+            rankings[f"dense+{args.with_config}"] = _mix([(0.2, mine), (0.8, theirs)])
+            rankings[f"{args.with_config} dense"] = _by_score(theirs)
+            rankings[f"rrf(dense,{args.with_config})"] = _rrf([_by_score(mine), _by_score(theirs)])
         group = "semantic-hard" if int(q["id"].split("-")[1]) >= HARD_FROM else "semantic"
         for name, ranking in rankings.items():
             for g in ("all", group):
