@@ -158,10 +158,12 @@ class AnswerSettings(_Section):
     )
     history_turns: int = Field(3, ge=0, le=20, description="Previous chat turns used to rewrite a follow-up question.")
     evidence_model: str | None = Field(
-        None, description="Embedding model that scores evidence sentences (quotes, paper order, answerability, list "
-        "inclusion); None = the retrieval model. The thresholds in rag/answerability.py and rag/lists.py are calibrated "
-        "with all-minilm-l6-v2 scores, and sentences are embedded at query time: a large retrieval model (cpu-mpnet) "
-        "keeps all-minilm-l6-v2 here (evidence scoring p50 0.19 s instead of 1.1 s on 2 cores, bench/semantic.py).")
+        "all-minilm-l6-v2", description="Embedding model that scores evidence sentences (quotes, paper order, "
+        "answerability, list inclusion), whatever model retrieves; None = the retrieval model. The thresholds in "
+        "rag/answerability.py and rag/lists.py are cosines of all-minilm-l6-v2 (calibrated on the dev set): another "
+        "model's cosines sit elsewhere (bge's higher), so it needs its own calibration (bench/answer_quality.py "
+        "--calibrate) before it decides refusals. Sentences are embedded at query time: all-minilm-l6-v2 scores them in "
+        "0.19 s p50 on 2 cores, mpnet in 1.1 s (bench/semantic.py).")
 
 
 class ServingSettings(_Section):

@@ -61,6 +61,13 @@ def test_every_preset_validates(preset):
     assert s.generation.model and s.embedding.model
 
 
+@pytest.mark.parametrize("preset", sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
+def test_every_preset_scores_evidence_with_the_model_the_thresholds_are_calibrated_for(preset):
+    # the answerability and list thresholds are all-minilm-l6-v2 cosines, whatever model retrieves (gpu: bge-base)
+    s = Settings.load(preset)
+    assert (s.answer.evidence_model or s.embedding.model) == "all-minilm-l6-v2"
+
+
 def test_gpu_preset_is_the_gpu_path():
     s = Settings.load("gpu")
     assert (s.generation.backend, s.generation.quantization, s.embedding.device) == ("transformers", "4bit", "cuda")

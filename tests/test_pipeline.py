@@ -42,7 +42,7 @@ def test_evidence_scored_by_another_embedder(app):
     assert other.evidence_embedder is small and other.answerer.scorer.embedder is small
     a = other.ask("How many samples does CMM-Math contain?")
     assert not a.refused and a.citations[0].title.startswith("CMM-Math") and "28,000" in a.format(), a.to_dict()
-    assert app.evidence_embedder is app.embedder  # no evidence_model: the retrieval model scores evidence
+    assert app.evidence_embedder is app.embedder  # an injected embedder (no evidence_embedder) scores evidence too
 
 
 class Declining(FakeGenerator):
