@@ -53,6 +53,18 @@ class Citation:
         best = next((q for q in self.quotes if q.supports), self.quotes[0] if self.quotes else None)
         return best.text if best else ""
 
+    @property
+    def shown_quotes(self) -> list[Quote]:
+        """The quotes to show people: each passage once, in order. ``quotes`` keeps one entry per answer
+        sentence a passage supports (two sentences of the answer can rest on the same quote).
+
+        >>> c = Citation(1, "T", "t", "A. B.", [Quote("A.", 0, 2, "x"), Quote("A.", 0, 2, "y"), Quote("B.", 3, 5)])
+        >>> [q.text for q in c.shown_quotes]
+        ['A.', 'B.']
+        """
+        seen: set[tuple[int, int]] = set()
+        return [q for q in self.quotes if (q.start, q.end) not in seen and not seen.add((q.start, q.end))]
+
 
 @dataclass
 class Sources:
@@ -95,7 +107,7 @@ class Answer:
             for c in self.citations:
                 lines = [f"[{c.number}] {c.title}"]
                 if quotes:
-                    lines += [f'    "{q.text}"' for q in c.quotes]
+                    lines += [f'    "{q.text}"' for q in c.shown_quotes]
                 refs.append("\n".join(lines))
             parts.append("\n".join(refs))
         elif self.related:

@@ -30,7 +30,7 @@ def answer_record(answer: Answer) -> dict:
         "answer": answer.text,
         "kind": answer.kind,
         "refused": answer.refused,
-        "citations": [{"number": c.number, "title": c.title, "paper_id": c.paper_id, "quotes": [q.text for q in c.quotes]}
+        "citations": [{"number": c.number, "title": c.title, "paper_id": c.paper_id, "quotes": [q.text for q in c.shown_quotes]}
                       for c in answer.citations],
         "sources": [h.title for h in answer.sources],
         "model": answer.model,

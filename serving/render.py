@@ -110,7 +110,7 @@ def render_answer(answer: Answer) -> str:
         return body
     refs = []
     for c in answer.citations:
-        quotes = "".join(f'<blockquote class="rag-quote">&ldquo;{safe(q.text)}&rdquo;</blockquote>' for q in c.quotes)
+        quotes = "".join(f'<blockquote class="rag-quote">&ldquo;{safe(q.text)}&rdquo;</blockquote>' for q in c.shown_quotes)
         refs.append(f"[{c.number}] {safe(c.title)}\n{quotes}")
     return f"{body}\n\n<strong>Sources</strong>\n\n" + "\n\n".join(refs)
 

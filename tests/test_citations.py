@@ -116,3 +116,18 @@ def test_claims_hold_numbers_in_any_spelling():
     assert claims_hold("It has 28K samples.", "It contains over 28,000 samples.")
     assert not claims_hold("It has 29K samples.", "It contains over 28,000 samples.")
     assert not claims_hold("Its authors are at Stanford University.", "We release a dataset.", "A Dataset")
+
+
+def test_a_quote_two_answer_sentences_rest_on_is_shown_once():
+    # 9 of 178 test-v8 answers printed a quote two or three times (once per answer sentence it supports)
+    from rag.answer import Answer
+    from serving.render import render_answer
+
+    r = attribute("CMM-Math contains over 28,000 samples [1]. CMM-Math covers 12 grade levels [1].", PAPERS, threshold=0.3)
+    (c,) = r.citations
+    assert [q.supports != "" for q in c.quotes][:2] == [True, True] and c.quotes[0].start == c.quotes[1].start
+    shown = [q.text for q in c.shown_quotes]
+    assert len(shown) == len(set(shown)) == len({(q.start, q.end) for q in c.quotes})
+    a = Answer("q", r.text, r.citations, [], False)
+    assert a.format().count("28,000 high-quality") == 1
+    assert render_answer(a).count("28,000 high-quality") == 1
