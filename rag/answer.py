@@ -62,8 +62,10 @@ class Citation:
         >>> [q.text for q in c.shown_quotes]
         ['A.', 'B.']
         """
-        seen: set[tuple[int, int]] = set()
-        return [q for q in self.quotes if (q.start, q.end) not in seen and not seen.add((q.start, q.end))]
+        shown: dict[tuple[int, int], Quote] = {}
+        for q in self.quotes:
+            shown.setdefault((q.start, q.end), q)
+        return list(shown.values())
 
 
 @dataclass

@@ -49,8 +49,8 @@ from dataclasses import dataclass, field
 
 from rag.answer import Citation, Quote
 from rag.answerability import asks_only_quantity
-from rag.question_words import AUX, METHOD_NOUNS, alternation
 from rag.evidence import dot
+from rag.question_words import AUX, METHOD_NOUNS, alternation
 from rag.sentences import content_words, flat, names, numbers, proper_nouns, split_sentences
 
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
