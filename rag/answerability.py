@@ -59,8 +59,8 @@ _COMMON_ACRONYMS = frozenset(
 _MODIFIER = re.compile(r"-(style|like|based|driven|written|generated|inspired|aware|free|guided|level|scale|sized|"
                        r"specific|centric|only|powered|enabled|friendly|type|esque)$", re.I)
 # "What X ...", "Which X ...", "How many X ...": the thing asked for, up to the verb
-_AUX = rf"(?!(?:{AUX})\b)"
-_ASKED = re.compile(r"\b(what|which|how many|how much|under what|under which)\s+" + _AUX + r"((?:[\w-]+\s+){0,2}?[\w-]+?)"
+_NOT_AUX = rf"(?!(?:{AUX})\b)"  # not followed by an auxiliary ("what does ..." asks for no noun)
+_ASKED = re.compile(r"\b(what|which|how many|how much|under what|under which)\s+" + _NOT_AUX + r"((?:[\w-]+\s+){0,2}?[\w-]+?)"
                     rf"(?=\s+(?:{AUX}|and|or|of|for|in|on|to|"
                     r"with|from|at|by|that|which|works?|gives?|yields?|performs?|helps?|\w+ed)\b|[?,])", re.I)
 # "What is X's Y ...": the thing asked for is Y
