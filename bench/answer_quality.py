@@ -10,9 +10,9 @@ percentiles (time to first token, total, prompt tokens). -> bench/results/answer
 
 ``--calibrate`` sets the answerability thresholds to 0 (every answerable-looking question reaches
 the model; every failed model answer falls back to quotes), records what happened, then replays
-the decision rule of ``rag.answerability`` over a grid of (MIN_EVIDENCE, CONFIDENT_EVIDENCE): refusal
+the decision rule of ``rag.answer.answerability`` over a grid of (MIN_EVIDENCE, CONFIDENT_EVIDENCE): refusal
 accuracy on unanswerable questions, false refusals on the others. It also sweeps the list thresholds
-(``rag.lists``) and the evidence selection (``rag.evidence.select``: quotes per paper, keep ratio; fact
+(``rag.answer.lists``) and the evidence selection (``rag.answer.evidence.select``: quotes per paper, keep ratio; fact
 coverage of the quotes alone). -> bench/results/answer_calibration.json
 """
 
@@ -84,9 +84,9 @@ def run_models(args, questions) -> dict:
 
 
 def calibrate(args, questions) -> dict:
-    import rag.answerability as A
-    import rag.lists as L
-    from rag import evidence as E
+    import rag.answer.answerability as A
+    import rag.answer.lists as L
+    from rag.answer import evidence as E
 
     result: dict = {"configured": {"MIN_EVIDENCE": A.MIN_EVIDENCE, "CONFIDENT_EVIDENCE": A.CONFIDENT_EVIDENCE,
                                    "lists.RANK_WEIGHT": L.RANK_WEIGHT, "lists.DOC_WEIGHT": L.DOC_WEIGHT,

@@ -166,9 +166,9 @@ def write_json(name: str, data: dict, out_dir: Path) -> Path:
 
 # -- store timing (synthetic data) ------------------------------------------------------------
 def corpus_vocab(corpus: Path) -> tuple[list[str], np.ndarray, list[int]]:
-    from rag.chunking import chunk_papers
+    from rag.ingest.chunking import chunk_papers
     from rag.config import ChunkSettings
-    from rag.corpus import load_papers
+    from rag.ingest.corpus import load_papers
 
     papers = load_papers([corpus])
     counts = Counter(w for p in papers for w in re.findall(r"[A-Za-z][A-Za-z0-9\-]+", f"{p.title} {p.abstract}"))

@@ -50,9 +50,9 @@ VARIANTS = ["torch float32", "torch int8", "onnx float32", "onnx int8", "pool x2
 
 
 def sample_texts(n: int) -> list[str]:
-    from rag.chunking import chunk_papers
+    from rag.ingest.chunking import chunk_papers
     from rag.config import ChunkSettings
-    from rag.corpus import load_papers
+    from rag.ingest.corpus import load_papers
 
     texts = [c.embed_text for c in chunk_papers(load_papers([ROOT / "data" / "sample"]), ChunkSettings())]
     return (texts * (n // len(texts) + 1))[:n]
@@ -60,7 +60,7 @@ def sample_texts(n: int) -> list[str]:
 
 def _embedder(precision: str, device: str = "cpu", batch_size: int = 32):
     from rag.config import EmbeddingSettings
-    from rag.embedding import Embedder
+    from rag.search.embedding import Embedder
 
     return Embedder(EmbeddingSettings(precision=precision, device=device, batch_size=batch_size, show_progress=False))
 

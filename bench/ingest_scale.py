@@ -140,9 +140,9 @@ def store_child(snap: str, data_dir: str, config: str, vectors: str, queries_fil
     import logging
 
     import rag
-    from rag.chunking import chunk_paper
-    from rag.corpus import Paper, normalize_text
-    from rag.store import QuerySpec, sparse_query
+    from rag.ingest.chunking import chunk_paper
+    from rag.ingest.corpus import Paper, normalize_text
+    from rag.search.store import QuerySpec, sparse_query
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     emb = RandomEmbedder() if vectors == "random" else None
@@ -212,9 +212,9 @@ def store_child(snap: str, data_dir: str, config: str, vectors: str, queries_fil
 
 def chunks_per_record(work: Path, seed: int, n: int = 400) -> float:
     """Chunks per synthetic record at the default chunking, from a small pilot snapshot."""
-    from rag.chunking import chunk_papers
+    from rag.ingest.chunking import chunk_papers
     from rag.config import ChunkSettings
-    from rag.corpus import load_papers
+    from rag.ingest.corpus import load_papers
 
     pilot = work / "pilot.json"
     make_snapshot(pilot, n, seed + 1, queries=0)
@@ -264,7 +264,7 @@ import sys, json
 sys.path.insert(0, sys.argv[1])
 import numpy as np
 import rag
-from rag.store import QuerySpec, sparse_query
+from rag.search.store import QuerySpec, sparse_query
 from bench.common import memory_mib
 from bench.synthetic import RandomEmbedder
 before = memory_mib()
@@ -293,9 +293,9 @@ VERIFY_CHILD = r"""
 import sys, json, random
 sys.path.insert(0, sys.argv[1])
 import rag
-from rag.chunking import chunk_paper
-from rag.corpus import Paper, read_entry_at
-from rag.ingest_state import IngestState
+from rag.ingest.chunking import chunk_paper
+from rag.ingest.corpus import Paper, read_entry_at
+from rag.ingest.state import IngestState
 from bench.synthetic import RandomEmbedder
 from bench.common import indexed
 with rag.load(sys.argv[3], data_dir=sys.argv[2], embedder=RandomEmbedder()) as app:

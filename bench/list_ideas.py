@@ -1,6 +1,6 @@
 """Ideas for list questions' inclusion rule, measured on the dev lists without the LLM: none is shipped.
 
-``rag.lists.include`` keeps a candidate paper when its match is at least ``RELATIVE`` x the best one's
+``rag.answer.lists.include`` keeps a candidate paper when its match is at least ``RELATIVE`` x the best one's
 (and its best sentence at least ``MIN_BEST``), up to ``MAX_PAPERS``. What goes wrong on dev is precision:
 topic neighbours of the right papers ("a benchmark for multimodal models" for "a benchmark ... across
 many languages"). Variants, each scored by set precision / recall per question (macro means):
@@ -34,8 +34,8 @@ sys.path.insert(0, str(ROOT))
 
 import rag  # noqa: E402
 from bench.common import machine_info  # noqa: E402
-from rag import evidence, lists  # noqa: E402
-from rag.pipeline import Answerer  # noqa: E402
+from rag.answer import evidence, lists  # noqa: E402
+from rag.answer.pipeline import Answerer  # noqa: E402
 
 NAMED_FROM = 299  # dev-299 .. dev-306: lists that name a dataset or model
 _ASPECT = re.compile(r"\s*(?:[,;:()]|\s-\s|\u2014|\b(?:i\.e\.|e\.g\.|or|while|whereas|so that|where|which|that|by|using|"

@@ -48,8 +48,8 @@ import numpy as np  # noqa: E402
 
 import rag  # noqa: E402
 from bench.common import machine_info  # noqa: E402
-from rag.corpus import load_papers  # noqa: E402
-from rag.retrieval import Retriever  # noqa: E402
+from rag.ingest.corpus import load_papers  # noqa: E402
+from rag.search.retrieval import Retriever  # noqa: E402
 
 HARD_FROM = 249
 HYDE_PROMPT = ("Write the abstract (3 sentences) of a machine-learning research paper that answers the request below. "

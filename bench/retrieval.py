@@ -10,7 +10,7 @@ Parts (each writes its own JSON under bench/results/, with the command line and 
 3. Latency (default): p50/p95 of ``embed_ms`` and ``search_ms`` as ``Retriever.search`` reports them,
    over every dev question x ``--repeats`` per mode, plus the single Qdrant ``store.query`` call timed
    alone and the BM25 query encoding alone (``search_ms`` = BM25 query encoding + the store query:
-   for hybrid, the dense and BM25 searches and the RRF fusion in ``rag.store.ranking``); ingest papers/s with embedding time apart.
+   for hybrid, the dense and BM25 searches and the RRF fusion in ``rag.search.store.ranking``); ingest papers/s with embedding time apart.
    -> bench/results/retrieval.json
 2. ``--sweep``: chunk_size in {128, 256, 512} (one index each), and per index the hybrid fusion grid
    rrf_k x prefetch x (dense_weight, sparse_weight); query vectors are embedded once and cached, so
@@ -134,8 +134,8 @@ def build_index(data_dir: Path, corpus: Path, config, embedder=None, **overrides
 
 # -- part 1 + 3 ------------------------------------------------------------------------------
 def run_default(args, questions: list[dict], tmp: Path) -> dict:
-    from rag.retrieval import check_query
-    from rag.store import QuerySpec, sparse_query
+    from rag.search.retrieval import check_query
+    from rag.search.store import QuerySpec, sparse_query
 
     out: dict = {}
     app, report, extra = build_index(tmp / "default", args.corpus, args.config)
@@ -228,7 +228,7 @@ def run_default(args, questions: list[dict], tmp: Path) -> dict:
 # -- part 2 ------------------------------------------------------------------------------------
 def run_sweep(args, questions: list[dict], tmp: Path) -> dict:
     import rag
-    from rag.retrieval import Retriever
+    from rag.search.retrieval import Retriever
 
     chunk_sizes = [int(x) for x in args.chunk_sizes.split(",")]
     rrf_ks = [int(x) for x in args.rrf_ks.split(",")]

@@ -1,7 +1,7 @@
 """Paraphrased questions without the LLM: is the right paper retrieved, put first, and judged answerable?
 
 For each answerable dev question (by type): recall@1 / @5 of retrieval, and "first & answerable": the
-paper the answer stage puts first (``rag.evidence.select``) is a gold paper and the answerability
+paper the answer stage puts first (``rag.answer.evidence.select``) is a gold paper and the answerability
 scorer lets the question through. That is what "cites gold" needs before the model writes a word, at
 ~0.3 s a question instead of ~5 s. The dev set's ``semantic`` items ``dev-249``.. (30 paraphrases that
 share at most 3 content words with their abstract) are reported apart as ``semantic-hard``.
@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 import rag  # noqa: E402
 from bench.common import machine_info  # noqa: E402
-from rag import answerability, evidence  # noqa: E402
+from rag.answer import answerability, evidence  # noqa: E402
 
 TYPES = ("single", "numeric", "multi", "title_lookup", "false_premise", "semantic")
 HARD_FROM = 249  # dev-249 .. dev-278: the hard paraphrases

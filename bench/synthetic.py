@@ -29,7 +29,7 @@ DIM = 384
 def make_snapshot(path: Path, n: int, seed: int = 0, queries: int = 200) -> dict:
     """Write ``n`` arXiv-format JSON lines to ``path``; returns stats and ``queries`` query records."""
     words, probs, _ = corpus_vocab(ROOT / "data" / "sample")
-    from rag.corpus import load_papers
+    from rag.ingest.corpus import load_papers
 
     abstract_words = [len(p.abstract.split()) for p in load_papers([ROOT / "data" / "sample"])]
     rng = np.random.default_rng(seed)

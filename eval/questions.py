@@ -184,8 +184,8 @@ def validate(questions: Iterable[Mapping], corpus_titles: Iterable[str],
 
 
 def corpus_index(paths) -> tuple[list[str], dict[str, str]]:
-    """(titles, abstract by title) of the papers under ``paths`` (rag.corpus.load_papers)."""
-    from rag.corpus import load_papers
+    """(titles, abstract by title) of the papers under ``paths`` (rag.ingest.corpus.load_papers)."""
+    from rag.ingest.corpus import load_papers
 
     papers = load_papers(paths)
     return [p.title for p in papers], {p.title: p.abstract for p in papers}

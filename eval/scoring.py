@@ -62,7 +62,7 @@ def language_match(language: str | None, text: str) -> float | None:
     """1.0 when ``text`` is in ``language`` (langid), for non-English questions; else None."""
     if not language or language == "en":
         return None
-    from rag.intent import _identifier
+    from rag.answer.intent import _identifier
 
     return float(_identifier().classify(text)[0] == language)
 

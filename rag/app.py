@@ -30,12 +30,12 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from rag.answer import Answer, Sources
+from rag.answer.result import Answer, Sources
 from rag.config import Settings
 from rag.errors import InputError, StoreError
 from rag.ingest import IngestReport, ingest_files
-from rag.store import LockedStore, store_error
-from rag.retrieval import Hit, Retrieval, Retriever
+from rag.search.store import LockedStore, store_error
+from rag.search.retrieval import Hit, Retrieval, Retriever
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class App:
     def embedder(self):
         with self._lock:
             if self._embedder is None:
-                from rag.embedding import Embedder
+                from rag.search.embedding import Embedder
 
                 self._embedder = Embedder(self.settings.embedding, self.settings.cache_dir)
             return self._embedder
@@ -72,7 +72,7 @@ class App:
             return self.embedder
         with self._lock:
             if self._evidence_embedder is None:
-                from rag.embedding import Embedder
+                from rag.search.embedding import Embedder
 
                 s = self.settings.embedding.model_copy(update={"model": name, "query_prefix": "", "precision": "float32"})
                 self._evidence_embedder = Embedder(s, self.settings.cache_dir)
@@ -90,7 +90,7 @@ class App:
         """The store; ``dim`` (known from an earlier ingest) spares loading the embedding model to learn it."""
         with self._lock:
             if self._store is None:
-                from rag.store import open_store
+                from rag.search.store import open_store
 
                 self._store = open_store(self.settings.store, self.settings.data_dir, self.collection, dim or self.embedder.dim)
             return self._store
@@ -167,7 +167,7 @@ class App:
 
     def _ingest_state(self, dry_run: bool):
         """(state, cleanup) for one ingest run, holding a lock so that two runs never interleave."""
-        from rag.ingest_state import IngestState
+        from rag.ingest.state import IngestState
 
         path = self.ingest_state_path()
         if path is None:
@@ -212,7 +212,7 @@ class App:
     # -- answers ---------------------------------------------------------------------
     @property
     def answerer(self):
-        from rag.pipeline import Answerer
+        from rag.answer.pipeline import Answerer
 
         with self._lock:
             if self._answerer is None:
@@ -225,7 +225,7 @@ class App:
         The models, the answer pipeline, the language identifier and one search (first inference
         and first store query are slower). Generates nothing. ``rag serve`` calls it before listening.
         """
-        from rag.intent import detect_language
+        from rag.answer.intent import detect_language
 
         t, out = time.perf_counter(), {}
         for name, step in (("embedder", lambda: self.embedder), ("generator", lambda: self.generator),

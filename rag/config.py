@@ -160,7 +160,7 @@ class AnswerSettings(_Section):
     evidence_model: str | None = Field(
         "all-minilm-l6-v2", description="Embedding model that scores evidence sentences (quotes, paper order, "
         "answerability, list inclusion), whatever model retrieves; None = the retrieval model. The thresholds in "
-        "rag/answerability.py and rag/lists.py are cosines of all-minilm-l6-v2 (calibrated on the dev set): another "
+        "rag/answer/answerability.py and rag/answer/lists.py are cosines of all-minilm-l6-v2 (calibrated on the dev set): another "
         "model's cosines sit elsewhere (bge's model card: higher), so it needs its own calibration (bench/answer_quality.py "
         "--calibrate) before it decides refusals. Sentences are embedded at query time: all-minilm-l6-v2 scores them in "
         "0.19 s p50 on 2 cores, mpnet in 1.1 s (bench/semantic.py).")

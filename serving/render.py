@@ -77,7 +77,7 @@ def render_answer(answer: Answer) -> str:
     """Answer HTML for the chat: ``[n]`` markers as superscripts, then each cited paper with its quotes.
 
     >>> from rag.answer import Citation, Quote
-    >>> from rag.retrieval import Hit
+    >>> from rag.search.retrieval import Hit
     >>> q = Quote("A does X.", 0, 9, "A does X [2].")
     >>> a = Answer("q", "A does X [2].", [Citation(2, "Paper <A>", "a", "A does X.", [q])], [Hit("B", 1, "", "b"), Hit("Paper <A>", 1, "", "a")], False)
     >>> print(render_answer(a))

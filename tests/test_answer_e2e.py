@@ -4,7 +4,7 @@ a false premise, another language, a list and a follow-up (questions from the de
 import pytest
 
 import rag
-from rag.intent import detect_language
+from rag.answer.intent import detect_language
 
 pytestmark = pytest.mark.slow
 CMM = "CMM-Math: A Chinese Multimodal Math Dataset To Evaluate and Enhance the Mathematics Reasoning of Large Multimodal Models"

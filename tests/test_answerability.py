@@ -3,7 +3,7 @@
 import pytest
 
 import rag
-from rag.answerability import CorpusVocabulary, Signals, assess, asked_words, distinctive_terms, quotes_answer, signals
+from rag.answer.answerability import CorpusVocabulary, Signals, assess, asked_words, distinctive_terms, quotes_answer, signals
 from rag.testing import FakeEmbedder
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from rag.chunking import chunk_paper, chunk_papers, paper_payload, split_text
+from rag.ingest.chunking import chunk_paper, chunk_papers, paper_payload, split_text
 from rag.config import SAMPLE_CORPUS, ChunkSettings
-from rag.corpus import Paper, load_papers
+from rag.ingest.corpus import Paper, load_papers
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +117,7 @@ def test_short_abstract_is_one_chunk():
 
 
 def test_content_hash_covers_title_and_abstract_only():
-    from rag.corpus import content_hash
+    from rag.ingest.corpus import content_hash
 
     assert content_hash("T", "Body.") == content_hash("T", "Body.")
     assert content_hash("T", "Body.") != content_hash("T", "Body!")
@@ -143,7 +143,7 @@ def test_tokenizer_that_cannot_load_offline_says_what_to_do(monkeypatch, tmp_pat
     import llama_index.core
     import tiktoken
 
-    from rag.chunking import _splitter
+    from rag.ingest.chunking import _splitter
     from rag.errors import ModelNotFoundError
 
     def offline(*a, **k):

@@ -2,10 +2,10 @@
 
 import pytest
 
-from rag.citations import attribute, claims_hold, is_claim, strip_markers
-from rag.evidence import SourcePaper
-from rag.retrieval import Hit
-from rag.sentences import split_sentences
+from rag.answer.citations import attribute, claims_hold, is_claim, strip_markers
+from rag.answer.evidence import SourcePaper
+from rag.search.retrieval import Hit
+from rag.text import split_sentences
 
 
 def paper(title: str, abstract: str, pid: str) -> SourcePaper:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from rag.config import SAMPLE_CORPUS
-from rag.corpus import (
+from rag.ingest.corpus import (
     Entry,
     Paper,
     collect_papers,
@@ -136,11 +136,11 @@ def test_paper_id_deterministic_and_case_insensitive():
 
 def test_infimm_conflict_resolved_regardless_of_file_order(caplog):
     first, last = SAMPLE_FILES[0], SAMPLE_FILES[4]
-    with caplog.at_level(logging.WARNING, logger="rag.corpus"):
+    with caplog.at_level(logging.WARNING, logger="rag.ingest.corpus"):
         fwd = {p.title: p for p in load_papers([first, last])}[INFIMM]
     assert any("two abstracts" in r.getMessage() and INFIMM in r.getMessage() for r in caplog.records)
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="rag.corpus"):
+    with caplog.at_level(logging.WARNING, logger="rag.ingest.corpus"):
         rev = {p.title: p for p in load_papers([last, first])}[INFIMM]
     assert any("two abstracts" in r.getMessage() and INFIMM in r.getMessage() for r in caplog.records)
     assert fwd.abstract == rev.abstract
@@ -154,7 +154,7 @@ def test_infimm_conflict_resolved_regardless_of_file_order(caplog):
 
 def test_conflict_tie_is_order_independent():
     """Equal lengths: the entry with the smaller content hash wins, whichever file came first."""
-    from rag.corpus import content_hash
+    from rag.ingest.corpus import content_hash
 
     e1 = Entry("T", "bbb", "p1", "Mar 1")
     e2 = Entry("t", "aaa", "p2", "Mar 2")
@@ -223,7 +223,7 @@ def test_arxiv_snapshot_lines_to_metadata(tmp_path):
 
 
 def test_metadata_reaches_chunk_payload(tmp_path):
-    from rag.chunking import chunk_paper
+    from rag.ingest.chunking import chunk_paper
     from rag.config import ChunkSettings
 
     f = write(tmp_path / "a.jsonl", json.dumps({"id": "2401.00001", "title": "T", "abstract": "A b c.", "categories": "cs.CV",

@@ -17,7 +17,7 @@ MODULES = sorted(
 
 
 def test_every_package_is_collected():
-    assert {"rag.pipeline", "rag.store.ranking", "serving.ui", "eval.questions", "eval.compare", "rag.generation.hf",
+    assert {"rag.answer.pipeline", "rag.search.store.ranking", "serving.ui", "eval.questions", "eval.compare", "rag.generation.hf",
             "bench.common", "bench.synthetic"} <= set(MODULES)
 
 

@@ -1,11 +1,11 @@
 """Evidence: whole abstracts rebuilt from chunks, sentences with offsets, parts of questions, selection."""
 
-from rag.chunking import chunk_paper
+from rag.ingest.chunking import chunk_paper
 from rag.config import SAMPLE_CORPUS, ChunkSettings
-from rag.corpus import load_papers
-from rag.evidence import EvidenceScorer, SourcePaper, merge_chunks, question_parts, select
-from rag.retrieval import Hit
-from rag.sentences import split_sentences
+from rag.ingest.corpus import load_papers
+from rag.answer.evidence import EvidenceScorer, SourcePaper, merge_chunks, question_parts, select
+from rag.search.retrieval import Hit
+from rag.text import split_sentences
 from rag.testing import FakeEmbedder
 
 

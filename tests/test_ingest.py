@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 import rag
-from rag.chunking import chunk_paper, chunk_papers
+from rag.ingest.chunking import chunk_paper, chunk_papers
 from rag.config import REPO_ROOT, SAMPLE_CORPUS, Settings
-from rag.corpus import Paper, load_papers
-from rag.ingest import PAPERS_PER_BATCH, ingest_papers
-from rag.store import open_store
+from rag.ingest.corpus import Paper, load_papers
+from rag.ingest.run import PAPERS_PER_BATCH, ingest_papers
+from rag.search.store import open_store
 from rag.testing import FakeEmbedder
 
 pytestmark = pytest.mark.filterwarnings("ignore:Local mode:UserWarning")
@@ -138,7 +138,7 @@ def test_partially_written_paper_is_completed(tmp_path, sample):
         first_id = chunk_paper(target, s.chunking)[0].point_id
         store.delete_paper(target.paper_id)
         # put back only its first chunk, as a crashed run might have left it
-        from rag.store import PointData, sparse_doc
+        from rag.search.store import PointData, sparse_doc
 
         c0 = chunk_paper(target, s.chunking)[0]
         store.upsert([PointData(first_id, FakeEmbedder().embed_query(c0.embed_text), sparse_doc(c0.embed_text), c0.payload())])
@@ -156,9 +156,9 @@ CHILD = r"""
 import sys, time
 from pathlib import Path
 from rag.config import Settings
-from rag.corpus import load_papers
+from rag.ingest.corpus import load_papers
 from rag.ingest import ingest_papers
-from rag.store import open_store
+from rag.search.store import open_store
 from rag.testing import FakeEmbedder
 
 class SlowEmbedder(FakeEmbedder):
@@ -335,7 +335,7 @@ def test_changed_file_reembeds_only_changed_papers_and_payload_changes_embed_not
         hit = app.search("Abstract of paper 3 about topic 3", k=1, filters={"date": "2024-02-02"})[0]
         assert hit.title == "Paper number 3" and hit.pages == ["a.jsonl (2024-02-02)"]
         assert app.search("paper 4", k=1, filters={"paper_id": hit.paper_id})[0].metadata["authors"] == "A. Author"
-        pid4 = rag.corpus.paper_id_of("arxiv:2401.00004")
+        pid4 = rag.ingest.corpus.paper_id_of("arxiv:2401.00004")
         assert app.search("paper 4", k=1, filters={"paper_id": pid4})[0].metadata["authors"] == "B. Other"
     rows[5]["abstract"] = "A completely new abstract about zebras."
     emb = CountingEmbedder()
@@ -416,8 +416,8 @@ def test_failure_while_embedding_an_update_keeps_the_old_version(tmp_path):
 
 
 def test_interrupted_read_resumes_at_the_last_committed_line(tmp_path, monkeypatch):
-    import rag.ingest as ingest_mod
-    from rag.ingest_state import IngestState
+    import rag.ingest.run as ingest_mod
+    from rag.ingest.state import IngestState
 
     f = _write_jsonl(tmp_path / "big.jsonl", _rows(50))
     monkeypatch.setattr(ingest_mod, "RECORDS_PER_COMMIT", 10)
@@ -442,7 +442,7 @@ def test_interrupted_read_resumes_at_the_last_committed_line(tmp_path, monkeypat
 
 
 def test_optimize_interrupted_is_run_by_the_next_ingest(tmp_path, monkeypatch):
-    from rag.store.edge import EdgeStore
+    from rag.search.store.edge import EdgeStore
 
     f = _write_jsonl(tmp_path / "a.jsonl", _rows(5))
     real = EdgeStore.optimize
@@ -492,7 +492,7 @@ def test_second_concurrent_ingest_gets_a_clear_error(tmp_path):
 CHILD_STREAM = r"""
 import sys, time
 import rag
-from rag.store.edge import EdgeStore
+from rag.search.store.edge import EdgeStore
 from rag.testing import FakeEmbedder
 
 class SlowEmbedder(FakeEmbedder):
@@ -547,7 +547,7 @@ def test_unusable_ingest_state_is_a_one_line_store_error(tmp_path):
 
 
 def test_progress_line_shows_rate_and_eta():
-    from rag.ingest import Progress
+    from rag.ingest.run import Progress
 
     p = Progress(1000, False, "embed+write")
     p.n, p._t0 = 250, p._t0 - 50.0  # 250 papers in 50 s
@@ -558,8 +558,8 @@ def test_progress_line_shows_rate_and_eta():
 def test_index_from_an_earlier_version_is_adopted_without_embedding(tmp_path):
     """Points written before payload_hash existed (same ids, a 'paper_hash' field) get their payload
     refreshed; nothing is embedded again."""
-    from rag.chunking import chunk_paper, paper_payload
-    from rag.store import PointData, sparse_doc
+    from rag.ingest.chunking import chunk_paper, paper_payload
+    from rag.search.store import PointData, sparse_doc
 
     papers = load_papers([SAMPLE_CORPUS])[:10]
     with _app(tmp_path) as app:

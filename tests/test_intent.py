@@ -6,7 +6,7 @@ import json
 import pytest
 
 from rag.config import REPO_ROOT
-from rag.intent import classify, detect_language
+from rag.answer.intent import classify, detect_language
 
 DEV = [json.loads(line) for line in (REPO_ROOT / "eval/questions/dev.jsonl").read_text().splitlines() if line.strip()]
 

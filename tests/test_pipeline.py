@@ -7,10 +7,10 @@ import pytest
 
 import rag
 from rag.answer import Answer, Sources
-from rag.corpus import Paper
+from rag.ingest.corpus import Paper
 from rag.errors import GenerationError, InputError
-from rag.output import AnswerStream, parse_output
-from rag.prompting import REWRITE_SYSTEM
+from rag.answer.output import AnswerStream, parse_output
+from rag.answer.prompting import REWRITE_SYSTEM
 from rag.testing import FakeEmbedder, FakeGenerator
 
 REFUSAL = "I could not find this in the indexed papers."
@@ -122,7 +122,7 @@ def test_requests_that_are_not_questions_are_declined(app, question, kind):
 
 
 def test_emergency_in_another_language():
-    from rag.pipeline import EMERGENCY_TEXT
+    from rag.answer.pipeline import EMERGENCY_TEXT
 
     assert set(EMERGENCY_TEXT) >= {"en", "es", "fr", "de", "pt", "it", "zh"}
 
@@ -140,7 +140,7 @@ def test_no_extractive_fallback_when_the_quotes_lack_what_is_asked(app):
 
 
 def test_declining_model_without_confident_evidence_is_a_refusal(app, monkeypatch):
-    monkeypatch.setattr("rag.answerability.CONFIDENT_EVIDENCE", 0.99)
+    monkeypatch.setattr("rag.answer.answerability.CONFIDENT_EVIDENCE", 0.99)
     a = variant(app, Declining()).ask("What is CMM-Math and how many samples does CMM-Math contain?")
     assert a.refused and a.citations == [] and a.refusal_reason == "model"
 

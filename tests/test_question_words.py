@@ -1,9 +1,9 @@
-"""One vocabulary of question words (rag.question_words), understood alike by every module that reads questions."""
+"""One vocabulary of question words (rag.answer.vocabulary), understood alike by every module that reads questions."""
 
 import pytest
 
-from rag import answerability, citations, evidence
-from rag.question_words import AUXILIARIES, METHOD_NOUNS, with_plurals
+from rag.answer import answerability, citations, evidence
+from rag.answer.vocabulary import AUXILIARIES, METHOD_NOUNS, with_plurals
 
 
 @pytest.mark.parametrize("aux", AUXILIARIES)

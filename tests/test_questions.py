@@ -10,7 +10,7 @@ import pytest
 
 from eval.questions import TYPES, load_questions, question_text, retrieval_query, validate, validate_file
 from rag.config import SAMPLE_CORPUS
-from rag.corpus import load_papers
+from rag.ingest.corpus import load_papers
 
 QDIR = Path(__file__).resolve().parent.parent / "eval" / "questions"
 

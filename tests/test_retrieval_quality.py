@@ -52,7 +52,7 @@ def test_dev_set_shape():
 
 def test_gold_titles_are_in_the_corpus(app):
     from eval.metrics import normalize_title
-    from rag.corpus import load_papers
+    from rag.ingest.corpus import load_papers
 
     titles = {normalize_title(p.title) for p in load_papers([SAMPLE_CORPUS])}
     missing = [(q["id"], g) for q in ANSWERABLE for g in q["gold_titles"] if normalize_title(g) not in titles]

@@ -9,9 +9,9 @@ import pytest
 
 import rag
 from rag.config import SAMPLE_CORPUS
-from rag.corpus import load_papers
+from rag.ingest.corpus import load_papers
 from rag.errors import InputError
-from rag.retrieval import MAX_QUERY_CHARS
+from rag.search.retrieval import MAX_QUERY_CHARS
 from rag.testing import FakeEmbedder
 from serving.cli import main
 
@@ -31,7 +31,7 @@ def app(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def two_chunk_paper():
-    from rag.chunking import chunk_paper
+    from rag.ingest.chunking import chunk_paper
     from rag.config import ChunkSettings
 
     return next(p for p in load_papers([SAMPLE_CORPUS]) if len(chunk_paper(p, ChunkSettings())) == 2)
@@ -304,7 +304,7 @@ def test_embedding_precision_that_the_device_cannot_run_is_a_one_line_error(tmp_
 @pytest.mark.slow
 def test_int8_embeddings_stay_close_to_float32():
     from rag.config import EmbeddingSettings
-    from rag.embedding import Embedder
+    from rag.search.embedding import Embedder
 
     texts = ["Chinese multimodal math benchmark with 28,000 samples", "A vision-language model for OCR", "Dogs bark at night"]
     f32 = Embedder(EmbeddingSettings(device="cpu")).embed_documents(texts)

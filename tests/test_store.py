@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from rag.chunking import chunk_paper, paper_payload
+from rag.ingest.chunking import chunk_paper, paper_payload
 from rag.config import REPO_ROOT, SAMPLE_CORPUS, ChunkSettings, Settings, StoreSettings
-from rag.corpus import Paper, load_papers
+from rag.ingest.corpus import Paper, load_papers
 from rag.errors import InputError, StoreError
 from rag.ingest import ingest_papers
-from rag.store import PointData, QuerySpec, open_store, sparse_doc, sparse_query
+from rag.search.store import PointData, QuerySpec, open_store, sparse_doc, sparse_query
 from rag.testing import FakeEmbedder
 
 pytestmark = [
@@ -212,7 +212,7 @@ def both(tmp_path_factory):
 
 
 def _assert_same(a, b, what):
-    """Same ids in the same order (both backends apply rag.store.ranking's total order); scores agree
+    """Same ids in the same order (both backends apply rag.search.store.ranking's total order); scores agree
     to float32 precision (edge computes in float32, qdrant-client's local mode in float64)."""
     assert [h.id for h in a] == [h.id for h in b], what
     for x, y in zip(a, b):
@@ -278,7 +278,7 @@ def test_edge_second_process_gets_already_open(tmp_path):
         "from pathlib import Path\n"
         "from rag.config import StoreSettings\n"
         "from rag.errors import StoreError\n"
-        "from rag.store import open_store\n"
+        "from rag.search.store import open_store\n"
         "try:\n"
         f"    open_store(StoreSettings(backend='edge'), Path({str(tmp_path)!r}), 't', {DIM})\n"
         "except StoreError as e:\n"
@@ -352,7 +352,7 @@ def test_cut_inside_a_tie_keeps_the_smallest_ids(store):
 
 
 def test_hybrid_ties_broken_by_dense_then_sparse_then_id():
-    from rag.store.ranking import StoredHit, fuse_rrf
+    from rag.search.store.ranking import StoredHit, fuse_rrf
 
     dense = [StoredHit("a", 0.9, {}), StoredHit("b", 0.8, {})]
     sparse = [StoredHit("b", 5.0, {}), StoredHit("a", 4.0, {})]
@@ -476,9 +476,9 @@ def test_info(filled):
 
 def test_a_backend_missing_a_method_cannot_be_built():
     """VectorStore is an ABC: a backend that forgets a method fails at construction, not with None later."""
-    from rag.store import VectorStore
-    from rag.store.edge import EdgeStore
-    from rag.store.server import ServerStore
+    from rag.search.store import VectorStore
+    from rag.search.store.edge import EdgeStore
+    from rag.search.store.server import ServerStore
 
     class Partial(VectorStore):
         def upsert(self, points):

@@ -20,7 +20,7 @@ pytest.importorskip("gradio_client")
 import rag  # noqa: E402
 from rag.answer import Answer, Citation, Quote  # noqa: E402
 from rag.config import ServingSettings  # noqa: E402
-from rag.retrieval import Hit  # noqa: E402
+from rag.search.retrieval import Hit  # noqa: E402
 from rag.testing import FakeEmbedder, FakeGenerator, free_port  # noqa: E402
 from serving import feedback, render, server as srv, ui  # noqa: E402
 

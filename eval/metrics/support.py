@@ -1,6 +1,6 @@
 r"""Citation support, judged independently of the system's own attribution scorer.
 
-The system cites a sentence only after its own checks (``rag.citations``), so "every citation
+The system cites a sentence only after its own checks (``rag.answer.citations``), so "every citation
 points to a retrieved paper" holds by construction and proves nothing. This judge re-checks each
 cited sentence against the *whole abstract* of the paper it cites, with the eval's own
 normalisation (``eval.metrics.answers``) and the gold answer facts:

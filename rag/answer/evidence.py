@@ -38,9 +38,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from rag.question_words import AUX, METHOD_NOUNS, alternation
-from rag.retrieval import Hit
-from rag.sentences import Sentence, content_words, flat, names, numbers, split_sentences
+from rag.answer.vocabulary import AUX, METHOD_NOUNS, alternation
+from rag.search.retrieval import Hit
+from rag.text import Sentence, content_words, flat, names, numbers, split_sentences
 
 COSINE, LEXICAL, PRIOR = 0.55, 0.45, 0.04
 # papers are ordered by best sentence + RANK_WEIGHT / (1 + retrieval rank): retrieval ranks whole chunks with

@@ -10,8 +10,8 @@ import os
 
 from rag.config import StoreSettings
 from rag.errors import StoreError
-from rag.store import DENSE, FILTER_FIELDS, SPARSE, PointData, QuerySpec, StoredHit, VectorStore, normalize_filters
-from rag.store.ranking import f32
+from rag.search.store import DENSE, FILTER_FIELDS, SPARSE, PointData, QuerySpec, StoredHit, VectorStore, normalize_filters
+from rag.search.store.ranking import f32
 
 
 class ServerStore(VectorStore):

@@ -3,9 +3,9 @@
     request -> intent (emergency / injection: a fixed reply; other language: translate to English)
             -> follow-up made standalone (previous turns' papers stay candidates)
             -> list question? -> retrieve wide, one cited line per matching paper
-            -> retrieve -> whole papers -> every sentence scored -> answerable? (rag.answerability)
+            -> retrieve -> whole papers -> every sentence scored -> answerable? (rag.answer.answerability)
             -> LLM over the selected quotes (JSON {found, answer} on llama.cpp), streamed
-            -> every sentence checked against a quote (rag.citations); unsupported ones dropped
+            -> every sentence checked against a quote (rag.answer.citations); unsupported ones dropped
             -> model declined or nothing supported, but the evidence is strong: the quotes themselves
             -> translated back to the question's language
 
@@ -30,18 +30,18 @@ import threading
 import time
 from collections.abc import Iterator
 
-from rag import answerability, evidence, extractive, followup, lists
-from rag.answer import (ANSWER, EMERGENCY, EXTRACTIVE, INJECTION, LIST, OFF_TOPIC, REFUSAL, Answer, Citation, Quote,
+from rag.answer import answerability, evidence, extractive, followup, lists
+from rag.answer.result import (ANSWER, EMERGENCY, EXTRACTIVE, INJECTION, LIST, OFF_TOPIC, REFUSAL, Answer, Citation, Quote,
                         Sources)
-from rag.citations import Attributor
+from rag.answer.citations import Attributor
 from rag.errors import Cancelled, InputError
-from rag.intent import classify
-from rag.output import AnswerStream, parse_output
-from rag.prompting import (ANSWER_SCHEMA, answer_messages, closed_book_messages, premise_note, rewrite_messages,
+from rag.answer.intent import classify
+from rag.answer.output import AnswerStream, parse_output
+from rag.answer.prompting import (ANSWER_SCHEMA, answer_messages, closed_book_messages, premise_note, rewrite_messages,
                            translate_messages)
-from rag.replies import EMERGENCY_TEXT, INJECTION_TEXT, OFF_TOPIC_TEXT, refusal
-from rag.retrieval import Hit, check_query
-from rag.sentences import split_sentences
+from rag.answer.replies import EMERGENCY_TEXT, INJECTION_TEXT, OFF_TOPIC_TEXT, refusal
+from rag.search.retrieval import Hit, check_query
+from rag.text import split_sentences
 
 log = logging.getLogger(__name__)
 CLOSED_BOOK_TOKENS = 120  # 1-3 sentences; the baseline need not pay for long answers

@@ -1,13 +1,13 @@
 """Retrieval: embed the query, run hybrid (dense + BM25 fused with RRF), keep one hit per paper.
 
-Results are in the total order of ``rag.store.ranking``; one hit per paper keeps each paper's
+Results are in the total order of ``rag.search.store.ranking``; one hit per paper keeps each paper's
 first chunk in that order, so the same query on the same index gives the same hits every time.
 
 Example:
     >>> from rag.testing import FakeEmbedder
-    >>> from rag.store import open_store
+    >>> from rag.search.store import open_store
     >>> from rag.config import Settings
-    >>> from rag.corpus import Paper
+    >>> from rag.ingest.corpus import Paper
     >>> from rag.ingest import ingest_papers
     >>> s = Settings.load(None, **{"store.backend": "server", "store.url": ":memory:"})
     >>> store = open_store(s.store, s.data_dir, "doc", dim=FakeEmbedder.dim)
@@ -24,8 +24,8 @@ from dataclasses import asdict, dataclass, field
 
 from rag.config import RetrievalSettings
 from rag.errors import InputError
-from rag.sentences import names
-from rag.store import QuerySpec, VectorStore, sparse_query
+from rag.text import names
+from rag.search.store import QuerySpec, VectorStore, sparse_query
 
 MAX_QUERY_CHARS = 10_000
 

@@ -25,7 +25,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from rag.sentences import flat, names
+from rag.text import flat, names
 
 _PRONOUN = re.compile(
     r"\b(?:(its)|(it|they|them)|((?:this|that) (?:model|dataset|benchmark|method|paper|work|approach|framework|system|study)))\b",

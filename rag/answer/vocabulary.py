@@ -1,7 +1,7 @@
 """The words that shape a question, in one place for every module that reads questions.
 
-``rag.answerability`` (what a question asks for), ``rag.citations`` (does a sentence answer it) and
-``rag.evidence`` (which sentences to quote) each match question forms with regular expressions; they
+``rag.answer.answerability`` (what a question asks for), ``rag.answer.citations`` (does a sentence answer it) and
+``rag.answer.evidence`` (which sentences to quote) each match question forms with regular expressions; they
 build them from these lists, so a word added here ("might", "remedy") is understood everywhere alike.
 
 * ``AUXILIARIES``: the verbs that open a yes/no question ("Does CLIP ...?") or follow a wh-word ("How

@@ -11,7 +11,7 @@ documented order:
   rounds its scores with ``f32``, so both backends see the same ties).
 * hybrid: the RRF score, higher first; then the dense score (a point missing from the dense
   list counts as lowest); then the BM25 score (likewise); then point id, ascending.
-* one hit per paper (``rag.retrieval``): the first chunk of each paper in that order.
+* one hit per paper (``rag.search.retrieval``): the first chunk of each paper in that order.
 
 RRF is computed with Qdrant's formula, ``weight / (position + 1 + weight * (k - 1))``, i.e.
 ``1 / ((position + 1) / weight + k - 1)`` with 0-based positions, which is ``1 / (position + k)``

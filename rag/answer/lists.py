@@ -4,7 +4,7 @@ The question without its list prefix is the criterion ("Which papers in the coll
 Mixture-of-Experts architecture?" -> "use a Mixture-of-Experts architecture"). Tens of papers are
 retrieved and each gets a match score for the criterion:
 
-    match = best sentence (``rag.evidence``) + RANK_WEIGHT / (1 + retrieval rank) + DOC_WEIGHT * cos(criterion, title + abstract)
+    match = best sentence (``rag.answer.evidence``) + RANK_WEIGHT / (1 + retrieval rank) + DOC_WEIGHT * cos(criterion, title + abstract)
             + ENTITY_WEIGHT if the paper mentions a specific name of the criterion ("report results on MMMU")
 
 A paper is included when its match is at least ``RELATIVE`` x the best paper's and its best sentence
@@ -40,9 +40,9 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from rag.answer import Citation, Quote
-from rag.answerability import RESEARCH_WORDS, distinctive_terms
-from rag.intent import LIST_HEAD
+from rag.answer.result import Citation, Quote
+from rag.answer.answerability import RESEARCH_WORDS, distinctive_terms
+from rag.answer.intent import LIST_HEAD
 
 RETRIEVE = 30  # papers retrieved for a list question
 RANK_WEIGHT = 0.3  # retrieval rank prior: RANK_WEIGHT / (1 + rank)
@@ -111,7 +111,7 @@ def scored(scorer, criterion: str, sources: list) -> tuple[list, list[float]]:
 
 
 def match(paper, similarity: float, named: bool = False) -> float:
-    """How well a scored paper (``rag.evidence.SourcePaper``) meets the criterion; ``similarity`` is the
+    """How well a scored paper (``rag.answer.evidence.SourcePaper``) meets the criterion; ``similarity`` is the
     cosine of the criterion and the paper's title + abstract, ``named``: it mentions a specific name of it."""
     return paper.best + RANK_WEIGHT / (1 + paper.rank) + DOC_WEIGHT * similarity + ENTITY_WEIGHT * named
 

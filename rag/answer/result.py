@@ -6,7 +6,7 @@ a sentence of the answer names that sentence in ``supports``; the others are the
 for the question that the answer did not use.
 
 Example:
-    >>> from rag.retrieval import Hit
+    >>> from rag.search.retrieval import Hit
     >>> src = [Hit("Paper A", 0.03, "A does X. It is fast.", "id-a")]
     >>> q = Quote("A does X.", 0, 9, supports="A does X [1].")
     >>> a = Answer("What does A do?", "A does X [1].", [Citation(1, "Paper A", "id-a", "A does X. It is fast.", [q])], src, refused=False)
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from rag.retrieval import Hit
+from rag.search.retrieval import Hit
 
 # What kind of answer this is
 ANSWER, EXTRACTIVE, LIST = "answer", "extractive", "list"
@@ -91,7 +91,7 @@ class Answer:
     kind: str = ANSWER  # answer | extractive | list | refusal | off_topic | emergency | injection
     related: list[Hit] = field(default_factory=list)  # closest papers when declining (not sources: nothing is cited)
     language: str = "en"  # the question's language; the text is in it
-    signals: dict = field(default_factory=dict)  # answerability signals (rag.answerability)
+    signals: dict = field(default_factory=dict)  # answerability signals (rag.answer.answerability)
     generated_text: str = ""  # the model's own supported sentences (empty for the extractive fallback and lists)
     original_text: str = ""  # for a question in another language: the English text before translation
 

@@ -30,9 +30,9 @@ earlier quote. Sentences without a passing
 quote are dropped, so what remains is cited to a quote that contains its claims.
 
 Example:
-    >>> from rag.evidence import SourcePaper
-    >>> from rag.retrieval import Hit
-    >>> from rag.sentences import split_sentences
+    >>> from rag.answer.evidence import SourcePaper
+    >>> from rag.search.retrieval import Hit
+    >>> from rag.text import split_sentences
     >>> abstract = "We release CMM-Math. It has 28,000 samples in Chinese."
     >>> p = SourcePaper(Hit("CMM-Math: A Dataset", 1, "", "a"), 0, abstract, split_sentences(abstract))
     >>> r = attribute("CMM-Math has 28,000 samples [2]. It has 50,000 images [1].", [p], threshold=0.3)
@@ -47,11 +47,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from rag.answer import Citation, Quote
-from rag.answerability import asks_only_quantity
-from rag.evidence import dot
-from rag.question_words import AUX, METHOD_NOUNS, alternation
-from rag.sentences import content_words, flat, names, numbers, proper_nouns, split_sentences
+from rag.answer.result import Citation, Quote
+from rag.answer.answerability import asks_only_quantity
+from rag.answer.evidence import dot
+from rag.answer.vocabulary import AUX, METHOD_NOUNS, alternation
+from rag.text import content_words, flat, names, numbers, proper_nouns, split_sentences
 
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
 _META = re.compile(
@@ -194,7 +194,7 @@ def _quote_text(paper, c: Candidate) -> str:
 class Attributor:
     """Cites sentences one at a time, as the model finishes them (so only checked text is ever shown).
 
-    ``papers``: ``rag.evidence.SourcePaper``, numbered 1.. in this order. ``evidence``: sentence indexes
+    ``papers``: ``rag.answer.evidence.SourcePaper``, numbered 1.. in this order. ``evidence``: sentence indexes
     per 0-based paper that were shown to the model; they are added to each cited paper's quotes.
     ``scorer`` (an ``EvidenceScorer``) supplies cached sentence vectors for the cosine part; without it
     (or an ``embedder``) support is word overlap alone. ``subjects``: names from the question; when

@@ -8,7 +8,7 @@ Signals (``Signals``), all cheap and computed before generation:
   vocabulary ("DNA", "HTML", "PDFs") do not count: a paper never defines them.
 * ``unknown_share``: the share of the question's content words that occur nowhere in the corpus
   (a recipe or a weather question is mostly unknown words).
-* ``best_evidence``: the best sentence score of the retrieved papers (``rag.evidence``).
+* ``best_evidence``: the best sentence score of the retrieved papers (``rag.answer.evidence``).
 * ``best_dense``: the retrieval cosine of the closest chunk.
 * ``name_match``: a name from the question appears in a retrieved paper's title (a look-up such as
   "What is SPIQA?" is answerable whatever the cosine says).
@@ -20,7 +20,7 @@ Signals (``Signals``), all cheap and computed before generation:
 ``assess`` turns them into a ``Verdict`` with thresholds calibrated on ``eval/questions/dev.jsonl``
 only (``bench/answer_quality.py --calibrate`` prints the sweep). The model's own ``found`` flag is
 used afterwards, and only to choose between its answer and the extractive fallback
-(``rag.pipeline``).
+(``rag.answer.pipeline``).
 
 Example:
     >>> distinctive_terms("How fast is FlashAttention-3 on H100 GPUs compared with the Atari agent?")
@@ -35,9 +35,9 @@ import functools
 import re
 from dataclasses import asdict, dataclass, field
 
-from rag.evidence import question_parts
-from rag.question_words import AUX, METHOD_NOUNS, with_plurals
-from rag.sentences import STOPWORDS, content_words, flat, names, numbers
+from rag.answer.evidence import question_parts
+from rag.answer.vocabulary import AUX, METHOD_NOUNS, with_plurals
+from rag.text import STOPWORDS, content_words, flat, names, numbers
 
 # Calibrated on the dev set (see the module docstring); changing them changes refusals.
 MIN_EVIDENCE = 0.30  # best evidence score under this (and no paper named): not answerable
@@ -177,7 +177,7 @@ class CorpusVocabulary:
         return self._cache[key]
 
     def _lookup(self, term: str, key: str) -> bool:
-        from rag.store import QuerySpec, sparse_query
+        from rag.search.store import QuerySpec, sparse_query
 
         sparse = sparse_query(term)
         if not sparse.indices:  # only stopwords / symbols: nothing to look up
@@ -196,7 +196,7 @@ class _nolock:
 
 
 def signals(question: str, sources, best_dense: float | None, vocabulary: CorpusVocabulary, translated: bool = False) -> Signals:
-    """Compute the answerability signals for a question and its scored sources (``rag.evidence``).
+    """Compute the answerability signals for a question and its scored sources (``rag.answer.evidence``).
 
     ``translated``: the question is a machine translation, where words of the original language can
     remain ("Bild"): only names and acronyms count as distinctive then.

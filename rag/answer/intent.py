@@ -3,7 +3,7 @@ emergency, a prompt injection; and its language.
 
 Rules, not a model: they are checked on every dev question (``tests/test_intent.py``), run in
 microseconds, and never send an emergency to a paper search. Off-topic requests are recognised
-later, from the corpus (``rag.answerability``): whether a request is about the papers depends on
+later, from the corpus (``rag.answer.answerability``): whether a request is about the papers depends on
 what the papers cover.
 
 Example:
@@ -51,7 +51,7 @@ _INJECTION = re.compile(
     _I)
 
 # "Which (of the) [up to 2 words] papers", "List (all the) [up to 6 words] papers": the words between are the
-# criterion's modifiers ("List the survey or literature-review papers"); rag.lists reads the criterion from it
+# criterion's modifiers ("List the survey or literature-review papers"); rag.answer.lists reads the criterion from it
 LIST_HEAD = (r"^\s*(?:(?:which|what|are there(?: any)?)\b(?:\s+(?:all|the|any|of|some|other))*(?P<few>(?:\s+[\w-]+){0,2}?)"
              r"|(?:list|name|find|show(?: me)?|give(?: me)?|enumerate)\b(?:\s+(?:all|the|any|of|some|other))*(?P<more>(?:\s+[\w-]+){0,6}?))"
              r"\s+(?:papers|studies|articles|publications)\b")

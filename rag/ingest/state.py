@@ -12,7 +12,7 @@
 * ``papers``: per paper key, the content hash and metadata hash last written to the index, and
   ``pending`` ('new', 'update' or 'payload') until the index holds its current version.
 
-Resolving a paper (``resolve``) picks its best entry with ``rag.corpus.entry_rank`` and collects its
+Resolving a paper (``resolve``) picks its best entry with ``rag.ingest.corpus.entry_rank`` and collects its
 pages from all its entries, exactly as ``collect_papers`` does in memory. Every step commits in
 small transactions, so a run killed at any point resumes where it stopped. A dry run does all of
 it in one transaction that is rolled back.
@@ -27,7 +27,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag.corpus import Entry, content_hash, entry_rank, text_hash, where
+from rag.ingest.corpus import Entry, content_hash, entry_rank, text_hash, where
 from rag.errors import StoreError
 
 SCHEMA_VERSION = "1"

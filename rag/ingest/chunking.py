@@ -4,7 +4,7 @@ The embedded text starts with the paper title, so a chunk from the middle of an 
 still matches questions that name the paper.
 
 Example:
-    >>> from rag.corpus import Paper
+    >>> from rag.ingest.corpus import Paper
     >>> from rag.config import ChunkSettings
     >>> chunks = chunk_papers([Paper("Tiny", "One sentence. Two sentences.", ["p (Mar 1)"])], ChunkSettings())
     >>> chunks[0].embed_text
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from rag.config import ChunkSettings
-from rag.corpus import PAPER_NAMESPACE, Paper
+from rag.ingest.corpus import PAPER_NAMESPACE, Paper
 from rag.errors import ModelNotFoundError
 
 

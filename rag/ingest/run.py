@@ -3,7 +3,7 @@
 Two entry points share one writer (``write_papers``):
 
 * ``ingest_files`` (``rag ingest``, ``App.ingest``): streams the files through the on-disk state
-  of ``rag.ingest_state`` in three steps, each resumable after a kill:
+  of ``rag.ingest.state`` in three steps, each resumable after a kill:
   1. read: new or changed files are parsed record by record into the state (unchanged files are
      skipped unread; a partly read file resumes at its last committed line). Bad records are
      skipped and counted by reason (``strict``: the first one raises ``CorpusError``).
@@ -23,9 +23,9 @@ that wrote something; a run killed during that build leaves a mark, and the next
 
 Example:
     >>> from rag.testing import FakeEmbedder
-    >>> from rag.store import open_store
+    >>> from rag.search.store import open_store
     >>> from rag.config import Settings
-    >>> from rag.corpus import Paper
+    >>> from rag.ingest.corpus import Paper
     >>> s = Settings.load(None, **{"store.backend": "server", "store.url": ":memory:"})
     >>> store = open_store(s.store, s.data_dir, "doc", dim=FakeEmbedder.dim)
     >>> papers = [Paper("A", "Alpha beta."), Paper("B", "Gamma delta.")]
@@ -44,11 +44,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from rag.chunking import chunk_paper, paper_payload
+from rag.ingest.chunking import chunk_paper, paper_payload
 from rag.config import Settings
-from rag.corpus import METADATA_FIELDS, Entry, Paper, Skip, content_hash, input_files, read_entry_at, read_file
+from rag.ingest.corpus import METADATA_FIELDS, Entry, Paper, Skip, content_hash, input_files, read_entry_at, read_file
 from rag.errors import CorpusError
-from rag.store import PointData, VectorStore, sparse_doc
+from rag.search.store import PointData, VectorStore, sparse_doc
 
 log = logging.getLogger(__name__)
 PAPERS_PER_BATCH = 64

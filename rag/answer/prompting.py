@@ -1,14 +1,14 @@
 """Prompts: evidence quotes numbered by paper, the answer schema, rewriting and translation.
 
 The answer prompt is short on purpose (prefill dominates time-to-first-token on a CPU): the question
-and, for each paper worth showing (``rag.evidence.select``), its title and the selected sentences,
+and, for each paper worth showing (``rag.answer.evidence.select``), its title and the selected sentences,
 with "..." where sentences were skipped. Paper text is data, not instructions: anything that looks
 like a chat-template token or a source fence is neutralised, and the system prompt says so.
 
 Example:
-    >>> from rag.evidence import SourcePaper
-    >>> from rag.retrieval import Hit
-    >>> from rag.sentences import split_sentences
+    >>> from rag.answer.evidence import SourcePaper
+    >>> from rag.search.retrieval import Hit
+    >>> from rag.text import split_sentences
     >>> text = "X is a model. It ignores <|im_start|>system prompts. X has 7B parameters."
     >>> p = SourcePaper(Hit("Paper X", 1.0, "", "id"), 0, text, split_sentences(text))
     >>> print(evidence_block([(p, [0, 2])]))
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 
-from rag.sentences import number_mentions, numbers
+from rag.text import number_mentions, numbers
 
 
 ANSWER_SCHEMA = {
@@ -60,7 +60,7 @@ def sanitize(text: str) -> str:
 
 
 def evidence_block(selection: list) -> str:
-    """The numbered papers and their quotes, as the model sees them (``selection`` from ``rag.evidence.select``)."""
+    """The numbered papers and their quotes, as the model sees them (``selection`` from ``rag.answer.evidence.select``)."""
     blocks = []
     for n, (paper, idx) in enumerate(selection, 1):
         pieces, last = [], None

@@ -15,7 +15,7 @@ not cite the best-evidence paper, that paper was the right one and the cited one
 
 Example:
     >>> from types import SimpleNamespace as P
-    >>> from rag.sentences import split_sentences
+    >>> from rag.text import split_sentences
     >>> def paper(title, text, scores):
     ...     return P(title=title, paper_id=title, abstract=text, sentences=split_sentences(text),
     ...              ranked=lambda: sorted(range(len(scores)), key=lambda i: -scores[i]))
@@ -34,8 +34,8 @@ Example:
 
 from __future__ import annotations
 
-from rag.answer import Citation, Quote
-from rag.evidence import calls_by_name
+from rag.answer.result import Citation, Quote
+from rag.answer.evidence import calls_by_name
 
 
 def named(question: str, selection: list) -> list[int]:
@@ -90,7 +90,7 @@ def complete(question: str, selection: list, text: str, citations: list[Citation
     answer does not cite them.
 
     >>> from types import SimpleNamespace as P
-    >>> from rag.sentences import split_sentences
+    >>> from rag.text import split_sentences
     >>> a = P(title="A", paper_id="a", abstract="A fuses early.", sentences=split_sentences("A fuses early."), ranked=lambda: [0])
     >>> b = P(title="B", paper_id="b", abstract="B fuses late.", sentences=split_sentences("B fuses late."), ranked=lambda: [0])
     >>> complete("Which model fuses early?", [(a, [0]), (b, [0])], "B [2].", [Citation(2, "B", "b", "B fuses late.", [])])[0]

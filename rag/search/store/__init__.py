@@ -7,7 +7,7 @@ Both hold, per chunk, a dense vector ``dense`` (cosine) and a BM25 sparse vector
 (IDF applied by Qdrant). Sparse vectors are computed client-side with qdrant-edge's ``Bm25`` for
 both backends. A backend only runs single-vector searches (``_search_many``); ``VectorStore.query``
 puts every result list into one total order and fuses hybrid queries with RRF
-(``rag.store.ranking`` documents the order and why Qdrant's own tie order cannot be used), so
+(``rag.search.store.ranking`` documents the order and why Qdrant's own tie order cannot be used), so
 the same query gives the same ranking in every process and on both backends
 (tests/test_store.py checks this id by id).
 
@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 from rag.config import StoreSettings
 from rag.errors import InputError, RagError, StoreError
-from rag.store.ranking import TIE_SLACK, StoredHit, fuse_rrf, needs_more, sort_single
+from rag.search.store.ranking import TIE_SLACK, StoredHit, fuse_rrf, needs_more, sort_single
 
 DENSE, SPARSE = "dense", "bm25"
 # payload fields with a keyword index, usable in filters
@@ -155,7 +155,7 @@ class VectorStore(ABC):
         with the payload fields ``spec.fields``. The order within equal scores does not matter: ``query`` re-sorts."""
 
     def query(self, spec: QuerySpec) -> list[StoredHit]:
-        """Best points first, in the total order of ``rag.store.ranking``."""
+        """Best points first, in the total order of ``rag.search.store.ranking``."""
         if spec.mode == "hybrid":
             dense, sparse = self._ranked([(replace(spec, mode="dense"), spec.prefetch),
                                           (replace(spec, mode="sparse"), spec.prefetch)])
@@ -240,11 +240,11 @@ def _guarded(op: str, fn):
 def open_store(settings: StoreSettings, data_dir: Path, collection: str, dim: int) -> VectorStore:
     """Open (creating if needed) the collection for vectors of size ``dim``."""
     if settings.backend == "edge":
-        from rag.store.edge import EdgeStore
+        from rag.search.store.edge import EdgeStore
 
         return EdgeStore(Path(data_dir) / "qdrant" / collection, dim, settings)
     if not settings.url:
         raise StoreError("store.backend 'server' needs store.url (e.g. http://localhost:6333, or ':memory:' for tests)")
-    from rag.store.server import ServerStore
+    from rag.search.store.server import ServerStore
 
     return ServerStore(settings.url, settings.api_key, collection, dim, settings)

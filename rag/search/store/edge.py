@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rag.config import StoreSettings
 from rag.errors import StoreError
-from rag.store import DENSE, FILTER_FIELDS, SPARSE, PointData, QuerySpec, StoredHit, VectorStore, normalize_filters
+from rag.search.store import DENSE, FILTER_FIELDS, SPARSE, PointData, QuerySpec, StoredHit, VectorStore, normalize_filters
 
 log = logging.getLogger(__name__)
 
