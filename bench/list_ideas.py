@@ -27,6 +27,7 @@ import re
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +36,10 @@ sys.path.insert(0, str(ROOT))
 import rag  # noqa: E402
 from bench.common import machine_info  # noqa: E402
 from rag.answer import evidence, lists  # noqa: E402
-from rag.answer.pipeline import Answerer  # noqa: E402
+from rag.answer.question import Question  # noqa: E402
+from rag.config import AnswerPolicy  # noqa: E402
+
+POLICY = AnswerPolicy()  # the shipped list numbers (the variants below change one thing at a time)
 
 NAMED_FROM = 299  # dev-299 .. dev-306: lists that name a dataset or model
 _ASPECT = re.compile(r"\s*(?:[,;:()]|\s-\s|\u2014|\b(?:i\.e\.|e\.g\.|or|while|whereas|so that|where|which|that|by|using|"
@@ -53,30 +57,32 @@ def aspects(criterion: str) -> list[str]:
 
 def candidates(app, scorer, question: str, gold: set[str]) -> list[dict]:
     """Every candidate paper of a list question with what the rules need: match, best sentence, aspect cosines."""
-    crit = lists.criterion(question)
-    hits = app.retrieve(question, k=lists.RETRIEVE).hits
-    papers, sims = lists.scored(scorer, crit, evidence.load_sources(app.store, hits, app.lock))
+    policy = app.settings.answer.policy
+    crit = Question(question, kind="list").criterion
+    hits = app.retrieve(question, k=policy.list_retrieve).hits
+    papers, sims = lists.scored(scorer, crit, evidence.load_sources(app.locked_store, hits))
     texts = [f"{p.title} {p.abstract}".lower() for p in papers]
-    names = lists.specific_names(crit, texts)
+    names = lists.specific_names(crit, texts, policy.list_specific_share)
     docs = [f"{p.title}. {p.abstract}" for p in papers]
-    per_aspect = [scorer.similarities(docs, scorer.embed_query(a)) for a in aspects(crit)]
+    per_aspect = [scorer.similarities(docs, scorer.embed_query(a)) for a in aspects(crit.text)]
     return [{"title": p.title, "rank": p.rank, "best": p.best, "gold": p.title in gold,
-             "match": lists.match(p, sim, any(lists.mentions(t, n) for n in names)),
+             "match": lists.match(p, sim, policy, any(lists.mentions(t, n) for n in names)),
              "aspects": [col[i] for col in per_aspect]}
             for i, (p, sim, t) in enumerate(zip(papers, sims, texts))]
 
 
-def included(rows: list[dict], bonus=None, max_papers: int = lists.MAX_PAPERS, gap: float | None = None) -> list[dict]:
-    """The shipped rule (``lists.include``) on dumped rows, with an optional extra term, cap or gap cut."""
-    if not rows or max(r["best"] for r in rows) < lists.MIN_BEST:
+def included(rows: list[dict], bonus=None, max_papers: int | None = None, gap: float | None = None) -> list[dict]:
+    """The shipped rule (``lists.cut`` of the rows' matches, default policy) with an optional extra term, cap or gap cut."""
+    if not rows or max(r["best"] for r in rows) < POLICY.list_min_best:
         return []
-    score = {id(r): r["match"] + (bonus(r, rows) if bonus else 0.0) for r in rows}
-    ranked = sorted(rows, key=lambda r: (-score[id(r)], r["rank"]))
-    top = score[id(ranked[0])]
-    kept = [r for r in ranked if score[id(r)] >= lists.RELATIVE * top and r["best"] >= lists.MIN_BEST][:max_papers]
+    policy = POLICY if max_papers is None else POLICY.model_copy(update={"list_max_papers": max_papers})
+    matches = sorted(((r["match"] + (bonus(r, rows) if bonus else 0.0), SimpleNamespace(**r)) for r in rows),
+                     key=lambda mr: (-mr[0], mr[1].rank))
+    score = {r.title: m for m, r in matches}
+    kept = [r.__dict__ for r in lists.cut(matches, policy)]
     if gap is not None:
         for i in range(1, len(kept)):
-            if score[id(kept[i - 1])] - score[id(kept[i])] >= gap:
+            if score[kept[i - 1]["title"]] - score[kept[i]["title"]] >= gap:
                 return kept[:i]
     return kept
 
@@ -111,7 +117,7 @@ def main() -> int:
     app = rag.load(args.config, data_dir=args.data_dir)
     if app.count() == 0:
         app.ingest(progress=False)
-    scorer = Answerer(app).scorer
+    scorer = app.answerer.scorer
     qs = [json.loads(line) for line in open(args.questions) if line.strip()]
     data = [{"id": q["id"], "n_gold": len(q["gold_titles"]),
              "rows": candidates(app, scorer, q["question"], set(q["gold_titles"]))} for q in qs if q["type"] == "list"]

@@ -30,6 +30,8 @@ sys.path.insert(0, str(ROOT))
 import rag  # noqa: E402
 from bench.common import machine_info  # noqa: E402
 from rag.answer import answerability, evidence  # noqa: E402
+from rag.answer.policy import GENERATE, Outcome, decide  # noqa: E402
+from rag.answer.question import Question  # noqa: E402
 
 TYPES = ("single", "numeric", "multi", "title_lookup", "false_premise", "semantic")
 HARD_FROM = 249  # dev-249 .. dev-278: the hard paraphrases
@@ -43,20 +45,24 @@ def _group(q: dict) -> str:
 
 def run(app, questions: list[dict]) -> tuple[list[dict], dict]:
     ans, s = app.answerer, app.settings.answer
+    store, vocabulary = app.locked_store, ans.vocabulary
+    shared = ans.shared_vector
     rows, evidence_ms = [], []
     for q in questions:
-        question, gold = q["question"], set(q["gold_titles"])
-        r = app.retrieve(question, k=10)
+        question, gold = Question(q["question"]), set(q["gold_titles"])
+        r = app.retrieve(question.text, k=10)
         titles = [h.title for h in r.hits]
         t = time.perf_counter()
-        papers = ans._sources(question, evidence.candidates(question, r.hits, s.llm_sources), r.vector)
-        verdict = answerability.assess(answerability.signals(question, papers, r.best_dense, ans.vocabulary))
-        sel = evidence.select(papers, s.llm_sources, s.quotes_per_paper, s.keep_papers, question)
+        sources = evidence.load_sources(store, evidence.candidates(question, r.hits, s.llm_sources))
+        papers = ans.scorer.score(question, sources, r.vector if shared else None)
+        signals = answerability.signals(question, papers, r.best_dense, vocabulary)
+        answerable = decide(Outcome(signals), s.policy).route == GENERATE
+        sel = evidence.select(papers, question, s.policy, s.llm_sources)
         evidence_ms.append((time.perf_counter() - t) * 1000)
         first = bool(sel) and sel[0][0].title in gold
         rows.append({"id": q["id"], "group": _group(q), "r1": bool(titles) and titles[0] in gold,
-                     "r5": bool(gold & set(titles[:5])), "first": first, "answerable": verdict.answerable,
-                     "first_and_answerable": first and verdict.answerable})
+                     "r5": bool(gold & set(titles[:5])), "first": first, "answerable": answerable,
+                     "first_and_answerable": first and answerable})
     groups = ["all", *dict.fromkeys(r["group"] for r in rows)]
     summary = {}
     for g in groups:

@@ -1,14 +1,19 @@
-"""Compare two eval runs: ``rag eval compare DIR_A DIR_B``.
+"""Compare two eval runs: ``rag eval compare DIR_A DIR_B`` (metrics) or ``... --answers`` (record by record).
 
 Prints one row per summary metric: A, B, B - A, and whether the two bootstrap 95% CIs
 overlap. Non-overlapping CIs are a conservative sign of a real difference; overlapping
 ones do not prove there is none (the two runs are paired on the same questions).
+
+With ``--answers`` it compares the answers themselves, question by question (``ANSWER_FIELDS``: text, kind,
+refusal, citations and their quotes, what was shown): the check that a change of code changes no answer.
 
 Example:
     >>> a = {"mean": 0.5, "low": 0.4, "high": 0.6, "n": 10}
     >>> b = {"mean": 0.8, "low": 0.7, "high": 0.9, "n": 10}
     >>> ci_overlap(a, b), ci_overlap(a, dict(b, low=0.55))
     (False, True)
+    >>> answer_diffs([{"id": "q1", "answer": "A [1].", "kind": "answer"}], [{"id": "q1", "answer": "B [1].", "kind": "answer"}])
+    [('q1', 'answer', 'A [1].', 'B [1].')]
 """
 
 from __future__ import annotations
@@ -103,3 +108,44 @@ def compare(dir_a: str | Path, dir_b: str | Path, scope: str = "overall") -> str
     rows = compare_rows(sa, sb, scope)
     title = "overall" if scope == "overall" else f"type {scope}"
     return "\n".join(notes) + f"\n\n[{title}]  delta = B - A; CIs overlap = 95% bootstrap intervals overlap\n" + format_table(rows)
+
+
+ANSWER_FIELDS = ("answer", "shown", "kind", "refused", "refusal_reason", "citations", "quotes", "standalone_question")
+
+
+def answer_diffs(recs_a: list[dict], recs_b: list[dict], fields=ANSWER_FIELDS) -> list[tuple[str, str, object, object]]:
+    """(id, field, A's value, B's value) for every answered question of both runs where a field differs; a question
+    in one run only is reported with the field ``present``."""
+    by_b = {r["id"]: r for r in recs_b}
+    out = []
+    for ra in recs_a:
+        rb = by_b.pop(ra["id"], None)
+        if rb is None:
+            out.append((ra["id"], "present", True, False))
+            continue
+        out += [(ra["id"], f, ra.get(f), rb.get(f)) for f in fields if ra.get(f) != rb.get(f)]
+    out += [(i, "present", False, True) for i in by_b]
+    return out
+
+
+def compare_answers(dir_a: str | Path, dir_b: str | Path, limit: int = 20) -> tuple[str, int]:
+    """The printable record-by-record comparison of two runs, and how many questions differ."""
+    from eval.runner import RECORDS, read_records
+
+    recs = []
+    for d in (dir_a, dir_b):
+        path = Path(d) / RECORDS if Path(d).is_dir() else Path(d)
+        if not path.is_file():
+            raise InputError(f"{path}: no records here; give an eval run folder (made by `rag eval`)")
+        recs.append([r for r in read_records(path) if not r.get("error") and not r.get("retrieval_only")])
+    diffs = answer_diffs(*recs)
+    ids = list(dict.fromkeys(d[0] for d in diffs))
+    lines = [f"A: {dir_a} ({len(recs[0])} answers)", f"B: {dir_b} ({len(recs[1])} answers)",
+             f"{len(recs[0]) - len([i for i in ids if any(r['id'] == i for r in recs[0])])} of {len(recs[0])} answers "
+             f"identical in {', '.join(ANSWER_FIELDS)}; {len(ids)} questions differ"]
+    for i in ids[:limit]:
+        lines.append(f"\n{i}:")
+        lines += [f"  {f}:\n    A: {a!r}\n    B: {b!r}" for q, f, a, b in diffs if q == i]
+    if len(ids) > limit:
+        lines.append(f"\n... and {len(ids) - limit} more")
+    return "\n".join(lines), len(ids)

@@ -38,10 +38,12 @@ def register(sub) -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_eval)
 
     actions = p.add_subparsers(dest="eval_action", metavar="{compare,validate}")
-    c = actions.add_parser("compare", help="diff the summary metrics of two runs")
+    c = actions.add_parser("compare", help="diff the summary metrics (or with --answers the answers) of two runs")
     c.add_argument("run_a", metavar="DIR_A")
     c.add_argument("run_b", metavar="DIR_B")
     c.add_argument("--type", default="overall", help="compare one question type instead of overall")
+    c.add_argument("--answers", action="store_true",
+                   help="compare the answers record by record (text, kind, citations, quotes); exit 1 if any differs")
     c.set_defaults(handler=cmd_compare)
 
     v = actions.add_parser("validate", help="check a question file against the corpus (exit 2 on errors)")
@@ -74,8 +76,12 @@ def cmd_validate(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from eval.compare import compare
+    from eval.compare import compare, compare_answers
 
+    if args.answers:
+        text, n_diff = compare_answers(args.run_a, args.run_b)
+        print(text)
+        return 1 if n_diff else 0
     print(compare(args.run_a, args.run_b, scope=args.type))
     return 0
 

@@ -62,9 +62,9 @@ def language_match(language: str | None, text: str) -> float | None:
     """1.0 when ``text`` is in ``language`` (langid), for non-English questions; else None."""
     if not language or language == "en":
         return None
-    from rag.answer.intent import _identifier
+    from rag.answer.intent import language_identifier
 
-    return float(_identifier().classify(text)[0] == language)
+    return float(language_identifier().classify(text)[0] == language)
 
 
 def answer_metrics(answer: Mapping, q: Mapping) -> dict:

@@ -99,7 +99,7 @@ class App:
     def retriever(self) -> Retriever:
         with self._lock:
             if self._retriever is None:
-                self._retriever = Retriever(self.embedder, self.store, self.settings.retrieval, self._lock)
+                self._retriever = Retriever(self.embedder, self.locked_store, self.settings.retrieval)
             return self._retriever
 
     @property
@@ -112,9 +112,10 @@ class App:
             return self._generator
 
     @property
-    def lock(self) -> threading.RLock:
-        """The lock that serialises store access (the store is not re-entrant across threads)."""
-        return self._lock
+    def locked_store(self) -> LockedStore:
+        """The store as every reader and writer uses it: each call holds the App's lock (the store is not
+        re-entrant across threads), so an ingest in one thread and questions in others share it call by call."""
+        return LockedStore(self.store, self._lock)
 
     def generator_id(self) -> str:
         """The generation model as configured (stable whether or not it is loaded; recorded in answers and evals)."""
@@ -212,11 +213,15 @@ class App:
     # -- answers ---------------------------------------------------------------------
     @property
     def answerer(self):
+        from rag.answer.evidence import EvidenceScorer
         from rag.answer.pipeline import Answerer
 
         with self._lock:
             if self._answerer is None:
-                self._answerer = Answerer(self)
+                scorer = EvidenceScorer(self.evidence_embedder, self.settings.answer.policy)
+                self._answerer = Answerer(self.settings, retrieve=self.retrieve, search=self.search, store=self.locked_store,
+                                          generator=lambda: self.generator, scorer=scorer, model_id=self.generator_id(),
+                                          shared_vector=scorer.embedder is self.embedder)
             return self._answerer
 
     def warm_up(self) -> dict:
@@ -274,6 +279,7 @@ class App:
                 self._store.close()
                 self._store = None
                 self._retriever = None
+                self._answerer = None
             if self._memory_state is not None:
                 self._memory_state.close()
                 self._memory_state = None

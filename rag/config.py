@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from rag.errors import ConfigError
 
@@ -144,26 +144,85 @@ class GenerationSettings(_Section):
     )
 
 
+MINILM = "all-minilm-l6-v2 cosine"  # the unit of every similarity threshold below (calibrated with that model)
+
+
+class AnswerPolicy(_Section):
+    """Every calibrated number of the answer stage, in one place: evidence scoring, the refusal rule, citation checks,
+    list inclusion and the fallback. Similarities are cosines of ``answer.evidence_model`` (all-MiniLM-L6-v2, with
+    which they were fitted on eval/questions/dev.jsonl: ``bench/answer_quality.py --calibrate`` sweeps them and
+    prints the policy it found); scores mix such cosines with word-overlap shares (0..1)."""
+
+    # -- evidence: a sentence's score = cosine x evidence_cosine + overlap x evidence_lexical + rank prior (+ bonuses)
+    evidence_cosine: float = Field(0.55, ge=0, description=f"Weight of the {MINILM} of question and sentence in a sentence's evidence score.")
+    evidence_lexical: float = Field(0.45, ge=0, description="Weight of the weighted share of the question's terms found in the sentence (title words count at evidence_title_share).")
+    evidence_rank_prior: float = Field(0.04, ge=0, description="Added to each sentence of the paper retrieved at rank r (0-based): this / (1 + r).")
+    evidence_title_share: float = Field(0.5, ge=0, le=1, description="A question term found only in the paper's title counts this share of its weight (the sentence is about that paper).")
+    term_weight_name: float = Field(3.0, ge=0, description="Weight of a question term that is (part of) a name; other words weigh 1.")
+    term_weight_number: float = Field(2.0, ge=0, description="Weight of a number in the question; other words weigh 1.")
+    number_bonus: float = Field(0.10, ge=0, description="Added to sentences that state a number, for a question that asks 'how many / how large / what accuracy'.")
+    contribution_bonus: float = Field(0.2, ge=0, description="Within a paper, added to 'we propose ...' sentences for 'How can ...? / What method ...?' questions (dev, no LLM: extractive facts 0.482 -> 0.514).")
+    link_penalty: float = Field(1.0, ge=0, description="Within a paper, subtracted from link sentences ('Code is at https://...') unless the question asks where: they rank last.")
+    paper_rank_weight: float = Field(0.2, ge=0, description="Papers are ordered by best sentence + this / (1 + retrieval rank): retrieval reads whole chunks with titles (dev: gold paper first 72 -> 78 of 86).")
+    keep_papers: float = Field(0.85, gt=0, le=1, description="A paper is shown to the model only if its best evidence scores at least this share of the best paper's.")
+    quotes_per_paper: int = Field(4, ge=1, le=10, description="Evidence sentences quoted from the best paper (one fewer from the others), plus the sentence before a quote that starts with 'It'/'This'.")
+    runner_up_share: float = Field(0.5, ge=0, le=1, description="Beyond the best sentence of each part, a paper's sentence is quoted only if it scores at least this share of the paper's best.")
+    # -- answerability: the refusal rule (rag.answer.policy.decide)
+    min_evidence: float = Field(0.30, ge=0, description="Best evidence score under this (and no paper named by the question): not answerable.")
+    confident_evidence: float = Field(0.30, ge=0, description="At or above: answer from the quotes (the extractive fallback) when the model declines or writes nothing supported.")
+    off_topic_unknown: float = Field(0.34, ge=0, le=1, description="A request without research vocabulary whose words are this share or more unknown to the corpus is off-topic.")
+    off_topic_dense: float = Field(0.30, ge=-1, le=1, description=f"A request without research vocabulary and no chunk this close (retrieval {MINILM}) is off-topic.")
+    quantity_window: int = Field(4, ge=0, le=50, description="'How many X': the quotes answer when a number stands within this many words of X's head noun.")
+    # -- citations: an answer sentence is kept only with a quote that supports it
+    attribution_threshold: float = Field(0.3, ge=0, le=1, description="Minimum support between an answer sentence and its quote (support_lexical x word overlap + support_cosine x cosine); weaker sentences are dropped.")
+    support_lexical: float = Field(0.6, ge=0, description="Weight of the share of the sentence's words found in the quote or title, in its support.")
+    support_cosine: float = Field(0.4, ge=0, description=f"Weight of the {MINILM} of sentence and quote, in its support.")
+    repeat_share: float = Field(0.85, ge=0, le=1, description="A sentence (4+ words) whose words are this share or more of what the answer already said repeats it and is dropped.")
+    # -- the extractive fallback
+    fallback_quotes: int = Field(2, ge=1, le=10, description="Sentences of the best paper the extractive fallback quotes (plus the best one of each other paper the question names).")
+    # -- lists ("Which papers ...?"): match = best sentence + rank prior + doc similarity + name bonus
+    list_retrieve: int = Field(30, ge=1, le=1000, description="Papers retrieved for a list question.")
+    list_rank_weight: float = Field(0.3, ge=0, description="List match: + this / (1 + retrieval rank).")
+    list_doc_weight: float = Field(0.8, ge=0, description=f"List match: + this x the {MINILM} of the criterion and the paper's title + abstract.")
+    list_entity_weight: float = Field(0.6, ge=0, description="List match: + this for a paper that mentions a specific name of the criterion ('report results on MMMU').")
+    list_relative: float = Field(0.68, ge=0, le=1, description="A paper is listed when its match is at least this share of the best paper's ...")
+    list_min_best: float = Field(0.30, ge=0, description="... and its best sentence scores at least this (no paper does: nothing matches, a refusal).")
+    list_max_papers: int = Field(12, ge=1, le=100, description="At most this many papers are listed.")
+    list_specific_share: float = Field(0.5, ge=0, le=1, description="A criterion's name singles papers out only if at most this share of the candidates mention it ('LLMs' does not).")
+
+
+_MOVED_TO_POLICY = ("quotes_per_paper", "keep_papers", "attribution_threshold")
+
+
 class AnswerSettings(_Section):
     refusal_text: str = Field("I could not find this in the indexed papers.", description="The fixed refusal phrase (what is missing is said after it).")
     output: Literal["json", "text"] = Field(
         "json", description="json: output constrained to {found, answer} (llama.cpp); text: free text. Falls back to text when the backend cannot constrain."
     )
     llm_sources: int = Field(3, ge=1, le=20, description="At most this many papers are shown to the model (fewer when their evidence is much weaker than the best paper's).")
-    quotes_per_paper: int = Field(4, ge=1, le=10, description="Evidence sentences quoted from the best paper (one fewer from the others), plus the sentence before a quote that starts with 'It'/'This'.")
-    keep_papers: float = Field(0.85, gt=0, le=1, description="A paper is shown to the model only if its best evidence scores at least this share of the best paper's.")
     max_question_chars: int = Field(2000, ge=10, description="Longer questions are rejected with a clear error.")
-    attribution_threshold: float = Field(
-        0.3, ge=0, le=1, description="Minimum support (0.6 word overlap + 0.4 cosine) between an answer sentence and its quote; weaker sentences are dropped."
-    )
     history_turns: int = Field(3, ge=0, le=20, description="Previous chat turns used to rewrite a follow-up question.")
     evidence_model: str | None = Field(
         "all-minilm-l6-v2", description="Embedding model that scores evidence sentences (quotes, paper order, "
-        "answerability, list inclusion), whatever model retrieves; None = the retrieval model. The thresholds in "
-        "rag/answer/answerability.py and rag/answer/lists.py are cosines of all-minilm-l6-v2 (calibrated on the dev set): another "
+        "answerability, list inclusion), whatever model retrieves; None = the retrieval model. The thresholds of "
+        "answer.policy are cosines of all-minilm-l6-v2 (calibrated on the dev set): another "
         "model's cosines sit elsewhere (bge's model card: higher), so it needs its own calibration (bench/answer_quality.py "
         "--calibrate) before it decides refusals. Sentences are embedded at query time: all-minilm-l6-v2 scores them in "
         "0.19 s p50 on 2 cores, mpnet in 1.1 s (bench/semantic.py).")
+    policy: AnswerPolicy = Field(default_factory=AnswerPolicy, description="The calibrated numbers of evidence, refusal, citation and list rules.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data: Any) -> Any:
+        """``answer.keep_papers`` (and the other keys that moved) still work: they are ``answer.policy.*`` now."""
+        if isinstance(data, dict) and any(k in data for k in _MOVED_TO_POLICY):
+            data = dict(data)
+            policy = dict(data.get("policy") or {})
+            for k in _MOVED_TO_POLICY:
+                if k in data:
+                    policy.setdefault(k, data.pop(k))
+            data["policy"] = policy
+        return data
 
 
 class ServingSettings(_Section):

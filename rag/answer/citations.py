@@ -7,8 +7,8 @@ shown to the model) is checked and scored:
 * claims: every number and every name in the answer sentence must occur in the quote or in the
   paper's title. A sentence that states "50,000 samples" when the quote says "28,000" has no
   supporting quote, and is dropped.
-* support: ``0.6 * word overlap + 0.4 * embedding cosine`` between sentence and quote, at least
-  ``threshold``.
+* support: ``support_lexical * word overlap + support_cosine * embedding cosine`` between sentence and quote,
+  at least ``attribution_threshold`` (the numbers: ``answer.policy``).
 * content: a sentence must say something about the question. Three or more informative words do,
   unless every one of them is the question's own (the 0.5B restates a long paraphrase as its answer;
   a yes/no question's restatement is its answer, and stays);
@@ -18,7 +18,7 @@ shown to the model) is checked and scored:
   "how many samples"). "Benchmark.", "2,138.", "436M parameters." (asked: vocabulary size) and
   "The paper does not mention ..." are not citable claims.
 * new: a sentence (4+ informative words) whose words the answer's earlier sentences already used, at
-  least ``REPEAT`` of them, is a repetition (small models loop: "The VTC-CLS method uses the [CLS]
+  least ``repeat_share`` of them, is a repetition (small models loop: "The VTC-CLS method uses the [CLS]
   token ..." three times) and is dropped.
 * subject: when the question names things that the papers mention (``subjects``), the quote must
   come from a paper that mentions one of them: an answer about FILIP is not cited to another paper
@@ -31,11 +31,12 @@ quote are dropped, so what remains is cited to a quote that contains its claims.
 
 Example:
     >>> from rag.answer.evidence import SourcePaper
+    >>> from rag.config import AnswerPolicy
     >>> from rag.search.retrieval import Hit
     >>> from rag.text import split_sentences
     >>> abstract = "We release CMM-Math. It has 28,000 samples in Chinese."
     >>> p = SourcePaper(Hit("CMM-Math: A Dataset", 1, "", "a"), 0, abstract, split_sentences(abstract))
-    >>> r = attribute("CMM-Math has 28,000 samples [2]. It has 50,000 images [1].", [p], threshold=0.3)
+    >>> r = attribute("CMM-Math has 28,000 samples [2]. It has 50,000 images [1].", [p], AnswerPolicy(attribution_threshold=0.3))
     >>> r.text, r.dropped
     ('CMM-Math has 28,000 samples [1].', ['It has 50,000 images.'])
     >>> [(q.text, q.start) for q in r.citations[0].quotes]
@@ -47,83 +48,39 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from rag.answer.question import Question
 from rag.answer.result import Citation, Quote
-from rag.answer.answerability import asks_only_quantity
 from rag.answer.evidence import dot
-from rag.answer.vocabulary import AUX, METHOD_NOUNS, alternation
+from rag.answer.vocabulary import META
+from rag.config import AnswerPolicy
 from rag.text import content_words, flat, names, numbers, proper_nouns, split_sentences
 
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
-_META = re.compile(
-    r"\b(?:does not|doesn't|do not|don't|did not|didn't|is not|isn't|are not|aren't|cannot|can't|no)\b[^.]{0,40}?"
-    r"\b(?:provide|mention|state|specify|say|include|contain|discuss|report|give|determine|information|details?|answer)"
-    r"|\bnot (?:possible|mentioned|stated|specified|provided|clear)\b|\bunclear\b", re.I)
-LEXICAL, COSINE = 0.6, 0.4
-REPEAT = 0.85  # a sentence whose words are this share or more of what earlier kept sentences said repeats them
 
 
-_NAMED_THINGS = METHOD_NOUNS + ("paper", "study", "model", "benchmark", "dataset", "system", "algorithm", "architecture",
-                                "metric", "encoder", "llm", "tool", "loss", "module", "network", "language model", "backbone")
-_ASKS_NAME = re.compile(
-    r"^\W*(?:which|name)\b|^\W*(?:is|are) there (?:a|an|any)\b|\bwhat(?:'s| is| was| are)?\s+(?:it|this|that|they|the \w+)?\s*"
-    r"called\b|\b(?:what is|what's) (?:its|their|the)\s+(?:[\w-]+\s+){0,4}?called\b|\bname of\b|"
-    rf"\bwhat\s+(?:[\w-]+\s+){{0,3}}?(?:{alternation(_NAMED_THINGS)})\b",
-    re.I)
-
-
-def asks_name(question: str) -> bool:
-    """Is the answer to this question a name ("Which method ...?", "What is it called?")?
-
-    >>> asks_name("Which work predicts gaze?"), asks_name("What beta value works best?"), asks_name("What LLM is it built on?")
-    (True, False, True)
-    >>> asks_name("Is there a benchmark of figures in papers?"), asks_name("What is its graph-only variant called?")
-    (True, True)
-    """
-    return bool(_ASKS_NAME.search(question))
-
-
-def is_claim(sentence: str, question: str | None = None) -> bool:
-    """Does the sentence state something citable about ``question`` (see the module docstring)?
+def is_claim(sentence: str, q: Question | None = None) -> bool:
+    """Does the sentence state something citable about the question ``q`` (see the module docstring)?
 
     >>> [is_claim(s) for s in ("CMM-Math has 28,000 samples.", "MultiMAE.", "Benchmark.", "2,138.", "The paper does not mention GPUs.")]
     [True, True, False, False, False]
-    >>> is_claim("436M parameters.", "What vocabulary size does Qwen2-VL use?"), is_claim("DPO.", "What beta value works best?")
+    >>> is_claim("436M parameters.", Question("What vocabulary size does Qwen2-VL use?")), is_claim("DPO.", Question("What beta value works best?"))
     (False, False)
-    >>> is_claim("28,000 samples.", "How many samples does it have?"), is_claim("MultiMAE.", "Which model uses masks?")
+    >>> is_claim("28,000 samples.", Question("How many samples does it have?")), is_claim("MultiMAE.", Question("Which model uses masks?"))
     (True, True)
     """
-    if _META.search(sentence):
+    if META.search(sentence):
         return False
     words = set(content_words(sentence))
     whole = [w for w in words if not any(w != o and w in o.split("-") for o in words)]  # "cmm-math", not also "math"
-    if question is not None and not numbers(sentence) and asks_only_quantity(question):
+    if q is not None and not numbers(sentence) and q.only_quantity:
         return False  # "How many pairs ...?" -> "The dataset includes image and video tasks." answers nothing
     if len(whole) >= 3:
-        return question is None or not echoes(sentence, question)
+        return q is None or not q.echoed_by(sentence)
     if names(sentence) and all(w in {x.lower() for n in names(sentence) for x in [n, *n.split("-")]} for w in whole):
-        return question is None or asks_name(question)  # a bare name
+        return q is None or q.asks_name  # a bare name
     if len(whole) < 2 or all(w[0].isdigit() for w in whole):
         return False
-    return question is None or bool(set(whole) & set(content_words(question)))
-
-
-_YES_NO = re.compile(rf"^\W*(?:{AUX})\b", re.I)
-
-
-def echoes(sentence: str, question: str) -> bool:
-    """Does the sentence only restate a wh-question (all its content words are the question's)?
-
-    >>> q = "Which study steers a text generator by altering hidden-state vectors?"
-    >>> echoes("The study steers a text generator by altering hidden-state vectors.", q)
-    True
-    >>> echoes("UTAP steers a text generator by altering hidden-state vectors.", q)
-    False
-    >>> echoes("CLIP uses contrastive learning.", "Does CLIP use contrastive learning?")  # yes/no: the restatement answers
-    False
-    """
-    if _YES_NO.search(question):
-        return False
-    return set(content_words(sentence)) <= set(content_words(question))
+    return q is None or bool(set(whole) & q.content_word_set)
 
 
 def strip_markers(sentence: str) -> tuple[str, list[int]]:
@@ -202,10 +159,11 @@ class Attributor:
     answer (see ``is_claim``).
     """
 
-    def __init__(self, papers: list, threshold: float = 0.3, embedder=None, scorer=None,
+    def __init__(self, papers: list, policy: AnswerPolicy | None = None, embedder=None, scorer=None,
                  evidence: dict[int, list[int]] | None = None, subjects: list[str] | None = None,
-                 question: str | None = None):
-        self.papers, self.threshold, self.evidence, self.question = papers, threshold, evidence or {}, question
+                 question: Question | None = None):
+        self.papers, self.evidence, self.question = papers, evidence or {}, question
+        self.policy = policy or AnswerPolicy()
         self.embedder, self.scorer = embedder, scorer
         wanted = [flat(n) for n in subjects or [] if flat(n)]
         eligible = [not wanted or any(w in flat(f"{p.title} {p.abstract}") for w in wanted) for p in papers]
@@ -228,7 +186,7 @@ class Attributor:
             self.dropped.append(sentence)
             return None
         words = set(content_words(sentence)) | set(numbers(sentence))
-        if len(words) >= 4 and len(words & self.said) >= REPEAT * len(words):
+        if len(words) >= 4 and len(words & self.said) >= self.policy.repeat_share * len(words):
             self.dropped.append(sentence)
             return None
         cos = self._cosines(sentence)
@@ -237,8 +195,9 @@ class Attributor:
             p = self.papers[c.paper]
             if not claims_hold(sentence, self.quote_texts[ci], p.title):
                 continue
-            support = LEXICAL * lexical_support(sentence, self.quote_texts[ci], p.title) + COSINE * cos[ci]
-            if support < self.threshold:
+            support = (self.policy.support_lexical * lexical_support(sentence, self.quote_texts[ci], p.title)
+                       + self.policy.support_cosine * cos[ci])
+            if support < self.policy.attribution_threshold:
                 continue
             key = (c.paper + 1 not in claimed, c.last - c.first, -support, c.paper, c.first)  # one sentence before two
             if best is None or key < best[0]:
@@ -289,11 +248,11 @@ class Attributor:
         return self.embedder.embed_documents(texts, progress=False)
 
 
-def attribute(text: str, papers: list, threshold: float = 0.3, embedder=None, scorer=None,
+def attribute(text: str, papers: list, policy: AnswerPolicy | None = None, embedder=None, scorer=None,
               evidence: dict[int, list[int]] | None = None, subjects: list[str] | None = None,
-              question: str | None = None) -> Attribution:
+              question: Question | None = None) -> Attribution:
     """Cite every sentence of ``text`` (see ``Attributor``)."""
-    att = Attributor(papers, threshold, embedder, scorer, evidence, subjects, question)
+    att = Attributor(papers, policy, embedder, scorer, evidence, subjects, question)
     for s in split_sentences(" ".join(text.split())):
         att.add(s.text)
     return att.result()

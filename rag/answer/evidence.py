@@ -2,71 +2,43 @@
 
 Retrieval ranks chunks; the answer stage works on papers. For each retrieved paper the chunks are
 read back from the store and joined into the full abstract (chunk overlaps removed), split into
-sentences with offsets, and each sentence is scored against the standalone question:
+sentences with offsets, and each sentence is scored against the standalone question (weights: ``answer.policy``):
 
-    score = COSINE * cos(question, sentence) + LEXICAL * overlap(question, sentence) + PRIOR / (1 + rank)
-            (+ NUMBER_BONUS for a sentence with numbers when the question asks "how many", "how large", ...)
+    score = evidence_cosine * cos(question, sentence) + evidence_lexical * overlap(question, sentence)
+            + evidence_rank_prior / (1 + rank)  (+ number_bonus for a sentence with numbers when the question asks a quantity)
 
-``overlap`` is the weighted share of the question's content words found in the sentence or the
-paper's title (names x3, numbers x2, other words x1). A question that asks several things ("How
-was X adapted, and what does Y add?") is also split into parts, each scored the same way, so the
-selected quotes cover every part, not only the best-matching one. Within a paper (which sentences are quoted,
-not the paper's evidence score), link sentences ("Code is available at https://...") rank last unless the
-question asks where, and for "How can ...?" / "What method ...?" questions a "we propose ..." sentence gets
-``CONTRIBUTION_BONUS``: the problem statement shares the question's words, the answer is what the paper did.
-Sentence vectors are computed at query time
-and cached in memory (``bench/answer_quality.py --evidence`` measures this against storing them at
-ingest). Ties are broken by paper rank, then sentence position, so selection is deterministic.
+``overlap`` is the weighted share of the question's terms found in the sentence or the paper's title (names
+``term_weight_name``, numbers ``term_weight_number``, other words 1). A question that asks several things
+("How was X adapted, and what does Y add?") is also scored part by part, so the selected quotes cover every
+part, not only the best-matching one. Within a paper (which sentences are quoted, not the paper's evidence score),
+link sentences ("Code is available at https://...") rank last unless the question asks where, and for "How can
+...?" / "What method ...?" questions a "we propose ..." sentence gets ``contribution_bonus``: the problem
+statement shares the question's words, the answer is what the paper did. Sentence vectors are computed at query
+time and cached in memory (``bench/answer_quality.py --evidence`` measures this against storing them at ingest).
+Ties are broken by paper rank, then sentence position, so selection is deterministic.
 
 Example:
     >>> parts = ["CMM-Math has 28,000 samples. It is in Chinese.", "It is in Chinese. We test GPT-4o."]
     >>> merge_chunks(parts)
     'CMM-Math has 28,000 samples. It is in Chinese. We test GPT-4o.'
-    >>> question_parts("How was RLHF adapted, and what extra information is given to the reward model?")
-    ['How was RLHF adapted', 'what extra information is given to the reward model']
-    >>> w = question_terms("How many samples does CMM-Math have?")
-    >>> sorted(w.items())
+    >>> from rag.config import AnswerPolicy
+    >>> sorted(weighted_terms(Question("How many samples does CMM-Math have?"), AnswerPolicy()).items())
     [('cmm', 3.0), ('cmm-math', 3.0), ('many', 1.0), ('math', 3.0), ('samples', 1.0)]
 """
 
 from __future__ import annotations
 
 import math
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from rag.answer.vocabulary import AUX, METHOD_NOUNS, alternation
+from rag.answer.question import NAME, NUMBER, Question
+from rag.answer.vocabulary import ANAPHOR, BOILERPLATE, CONTRIBUTION
+from rag.config import AnswerPolicy
 from rag.search.retrieval import Hit
-from rag.text import Sentence, content_words, flat, names, numbers, split_sentences
-
-COSINE, LEXICAL, PRIOR = 0.55, 0.45, 0.04
-# papers are ordered by best sentence + RANK_WEIGHT / (1 + retrieval rank): retrieval ranks whole chunks with
-# titles, which tells paraphrased questions' papers apart better than one sentence (dev: the gold paper first
-# for 72 -> 78 of 86 answerable questions, semantic 25 -> 30 of 36; flat from 0.15 to 1.0)
-RANK_WEIGHT = 0.2
-NUMBER_BONUS = 0.10  # for a question asking "how many / how large / what accuracy", sentences that state numbers
-_ASKS_QUANTITY = re.compile(r"\b(?:how (?:many|much|large|big|long|fast|often|well|accurate)|what (?:size|number|"
-                            r"percentage|fraction|share|proportion|accuracy|score|rate)|number of|size of)\b", re.I)
-# "Code is available at https://...": it names the paper's project, so it matches look-ups by name, yet it
-# answers nothing but "where is the code?". Such sentences rank last within their paper (quotes, the
-# prompt) unless the question asks where to get something or on what terms; the paper's evidence score is
-# unchanged.
-_BOILERPLATE = re.compile(r"https?://|www\.|github\.com|\b(?:publicly |freely |openly )?available (?:at|on|online|here|from)\b|"
-                          r"\bwill be (?:made )?(?:publicly |freely )?(?:available|released|open[- ]sourced)\b", re.I)
-# "we propose / introduce ..." sentences say what a paper does: for "how can ...?" and "what method ...?" questions
-# they rank higher within their paper (local scores) than the problem statement that echoes the question's words
-_CONTRIBUTION = re.compile(r"\b(?:we|this (?:paper|work|study)|our (?:method|approach|framework|model))\s+(?:\w+\s+){0,2}?"
-                           r"(?:propose|introduce|present|develop|design|devise|build|construct|leverage|use|employ)", re.I)
-_ASKS_HOW = re.compile(rf"^\s*(?:how\s+(?:{AUX})\b|what\s+(?:[\w-]+\s+){{0,2}}?(?:{alternation(METHOD_NOUNS)})\b)", re.I)
-CONTRIBUTION_BONUS = 0.2  # dev, no LLM: fact coverage of the extractive answer 0.482 -> 0.502 (0.1) / 0.514 (0.2) / 0.513 (0.4)
-_ASKS_WHERE = re.compile(r"\b(?:code|github|repo|repository|url|link|website|homepage|project page|download|"
-                         r"open[- ]source[ds]?|available|availability|release[ds]?|weights|checkpoints?|licen[cs]e[ds]?|"
-                         r"distribut\w*|commercial\w*|access\w*)\b", re.I)
-_ANAPHOR = ("it ", "its ", "this ", "these ", "they ", "their ", "such ", "the model", "the dataset", "the benchmark",
-            "the method", "the framework", "our ", "both ", "however", "moreover", "furthermore", "additionally")
+from rag.text import Sentence, content_words, flat, numbers, split_sentences
 
 
 @dataclass
@@ -102,19 +74,9 @@ class SourcePaper:
     def context(self, i: int) -> list[int]:
         """Sentence i, preceded by the sentence before it when i starts by referring back ("It ...")."""
         text = self.sentences[i].text.lower()
-        if i > 0 and text.startswith(_ANAPHOR):
+        if i > 0 and text.startswith(ANAPHOR):
             return [i - 1, i]
         return [i]
-
-
-_PART_SPLIT = re.compile(rf"(?:,?\s+and\s+|;\s*|\?\s*|,\s+)(?=(?:what|how|which|why|where|when|who|whose|{AUX}|in|on|by|to)\b)",
-                         re.I)
-
-
-def question_parts(question: str) -> list[str]:
-    """The sub-questions of a question that asks several things (the whole question if one)."""
-    parts = [p.strip(" ?,.") for p in _PART_SPLIT.split(question) if p and len(p.split()) >= 3]
-    return parts if len(parts) > 1 else [question.strip()]
 
 
 def merge_chunks(parts: list[str]) -> str:
@@ -128,13 +90,13 @@ def merge_chunks(parts: list[str]) -> str:
     return out
 
 
-def load_sources(store, hits: list[Hit], lock: threading.RLock | None = None) -> list[SourcePaper]:
-    """The whole abstract of every hit's paper, read back from its chunks (one store call)."""
+def load_sources(store, hits: list[Hit]) -> list[SourcePaper]:
+    """The whole abstract of every hit's paper, read back from its chunks (one store call; ``store`` is the
+    App's locked store, so an ingest in another thread never interleaves with the read)."""
     if not hits:
         return []
     ids = list(dict.fromkeys(h.paper_id for h in hits))
-    with lock or threading.RLock():
-        rows = store.scroll({"paper_id": ids}, ["paper_id", "chunk", "text"], limit=max(1000, 64 * len(ids)))
+    rows = store.scroll({"paper_id": ids}, ["paper_id", "chunk", "text"], limit=max(1000, 64 * len(ids)))
     chunks: dict[str, list[tuple[int, str]]] = {}
     for _, p in rows:
         chunks.setdefault(p["paper_id"], []).append((p.get("chunk", 0), p.get("text", "")))
@@ -146,32 +108,18 @@ def load_sources(store, hits: list[Hit], lock: threading.RLock | None = None) ->
     return out
 
 
-def question_terms(question: str) -> dict[str, float]:
-    """Content words of the question with weights: names 3, numbers 2, other words 1."""
-    name_words = {w.lower() for n in names(question) for w in [n, *n.split("-")]}
-    weights: dict[str, float] = {}
-    for w in content_words(question):
-        weight = 3.0 if w in name_words else 2.0 if w[0].isdigit() else 1.0
-        weights[w] = max(weights.get(w, 0.0), weight)
-    for n in numbers(question):
-        weights.setdefault(n, 2.0)
-    return weights
-
-
-def overlap(terms: dict[str, float], text: str) -> float:
-    """Weighted share of ``terms`` found in ``text``."""
-    total = sum(terms.values())
-    if not total:
-        return 0.0
-    have = set(content_words(text)) | set(numbers(text))
-    return sum(w for t, w in terms.items() if t in have) / total
+def weighted_terms(q: Question, policy: AnswerPolicy) -> dict[str, float]:
+    """The question's terms with their weights: names ``term_weight_name``, numbers ``term_weight_number``, others 1."""
+    weight = {NAME: policy.term_weight_name, NUMBER: policy.term_weight_number}
+    return {t: weight.get(kind, 1.0) for t, kind in q.term_kinds.items()}
 
 
 class EvidenceScorer:
-    """Scores sentences against a question; caches sentence vectors (thread-safe)."""
+    """Scores sentences against a question with ``policy``'s weights; caches sentence vectors (thread-safe)."""
 
-    def __init__(self, embedder=None, cache_size: int = 50_000):
+    def __init__(self, embedder=None, policy: AnswerPolicy | None = None, cache_size: int = 50_000):
         self.embedder = embedder
+        self.policy = policy or AnswerPolicy()
         self._cache: OrderedDict[str, list[float]] = OrderedDict()
         self._size = cache_size
         self._lock = threading.Lock()
@@ -203,47 +151,59 @@ class EvidenceScorer:
             return [0.0] * len(texts)
         return [dot(query_vector, v) for v in self.vectors(texts)]
 
-    def score(self, question: str, papers: list[SourcePaper], query_vector: list[float] | None = None) -> list[SourcePaper]:
-        """Fill ``scores``, ``part_scores`` and ``coverage`` of every paper; returns ``papers``."""
-        parts = question_parts(question)
-        queries = [(question, question_terms(question), query_vector)]
-        queries += [(p, question_terms(p), None) for p in parts] if len(parts) > 1 else []
+    def _cosines(self, queries: list[tuple[Question, list[float] | None]], texts: list[str]) -> list[list[float]]:
+        """Per query, the cosine of it and each text (zeros without an embedder)."""
+        if self.embedder is None or not texts:
+            return [[0.0] * len(texts) for _ in queries]
+        vecs = self.vectors(texts)
+        out = []
+        for q, qv in queries:
+            qv = qv if qv is not None else self.embedder.embed_query(q.text)
+            if vecs and len(qv) != len(vecs[0]):
+                raise ValueError(f"query vector of {len(qv)} dims for sentence vectors of {len(vecs[0])}: pass the "
+                                 "query vector of the embedder that scores evidence, or none")
+            out.append([max(0.0, dot(qv, v)) for v in vecs])
+        return out
+
+    def score(self, q: Question, papers: list[SourcePaper], query_vector: list[float] | None = None) -> list[SourcePaper]:
+        """Fill ``scores``, ``local_scores``, ``part_scores`` and ``coverage`` of every paper; returns ``papers``."""
+        pol = self.policy
+        queries = [q, *q.parts]
         texts = [s.text for p in papers for s in p.sentences]
-        vecs = self.vectors(texts) if self.embedder is not None and texts else None
-        per_query = []
-        for text, terms, qv in queries:
-            if vecs is not None:
-                qv = qv if qv is not None else self.embedder.embed_query(text)
-                if vecs and len(qv) != len(vecs[0]):
-                    raise ValueError(f"query vector of {len(qv)} dims for sentence vectors of {len(vecs[0])}: pass the "
-                                     "query vector of the embedder that scores evidence, or none")
-                cos = [max(0.0, dot(qv, v)) for v in vecs]
-            else:
-                cos = [0.0] * len(texts)
-            per_query.append((terms, cos, bool(_ASKS_QUANTITY.search(text))))
-        asks_where = bool(_ASKS_WHERE.search(question))
-        asks_how = bool(_ASKS_HOW.search(question))
+        cosines = self._cosines([(q, query_vector), *((part, None) for part in q.parts)], texts)
+        per_query = [(weighted_terms(x, pol), cos, x.asks_quantity) for x, cos in zip(queries, cosines)]
         i = 0
         for p in papers:
             title_terms = set(content_words(p.title)) | set(numbers(p.title))
-            p.coverage = overlap(queries[0][1], f"{p.title} {p.abstract}")
+            p.coverage = overlap(per_query[0][0], f"{p.title} {p.abstract}")
             have = [set(content_words(s.text)) | set(numbers(s.text)) for s in p.sentences]
             has_number = [bool(numbers(s.text)) for s in p.sentences]
             # within-paper order only (``local`` scores; ``scores`` and ``best`` stay): boilerplate last, and for a
             # how-question what the paper proposes first
-            shift = [(-1.0 if not asks_where and _BOILERPLATE.search(s.text) else 0.0)
-                     + (CONTRIBUTION_BONUS if asks_how and _CONTRIBUTION.search(s.text) else 0.0) for s in p.sentences]
+            shift = [(-pol.link_penalty if not q.asks_where and BOILERPLATE.search(s.text) else 0.0)
+                     + (pol.contribution_bonus if q.asks_how and CONTRIBUTION.search(s.text) else 0.0) for s in p.sentences]
             rows: list[list[float]] = [[] for _ in per_query]
             local: list[list[float]] = [[] for _ in per_query]
             for j in range(len(p.sentences)):
-                for q, (terms, cos, quantity) in enumerate(per_query):
-                    base = COSINE * cos[i] + PRIOR / (1 + p.rank) + (NUMBER_BONUS if quantity and has_number[j] else 0.0)
-                    rows[q].append(base + LEXICAL * _overlap(terms, have[j], title_terms))
-                    local[q].append(base + LEXICAL * _overlap(terms, have[j], title_terms, _idf(terms, have)) + shift[j])
+                for k, (terms, cos, quantity) in enumerate(per_query):
+                    base = (pol.evidence_cosine * cos[i] + pol.evidence_rank_prior / (1 + p.rank)
+                            + (pol.number_bonus if quantity and has_number[j] else 0.0))
+                    rows[k].append(base + pol.evidence_lexical * _overlap(terms, have[j], title_terms, pol.evidence_title_share))
+                    local[k].append(base + pol.evidence_lexical * _overlap(terms, have[j], title_terms, pol.evidence_title_share,
+                                                                           _idf(terms, have)) + shift[j])
                 i += 1
             p.scores, p.part_scores = rows[0], local[1:]
             p.local_scores = local[0]
         return papers
+
+
+def overlap(terms: dict[str, float], text: str) -> float:
+    """Weighted share of ``terms`` found in ``text``."""
+    total = sum(terms.values())
+    if not total:
+        return 0.0
+    have = set(content_words(text)) | set(numbers(text))
+    return sum(w for t, w in terms.items() if t in have) / total
 
 
 def dot(a: list[float], b: list[float]) -> float:
@@ -261,9 +221,10 @@ def _idf(terms: dict[str, float], sentences: list[set[str]]) -> dict[str, float]
     return out
 
 
-def _overlap(terms: dict[str, float], have: set[str], title_terms: set[str], idf: dict[str, float] | None = None) -> float:
-    """Weighted share of the question's terms in the sentence; title words count at half weight (the
-    sentence is about that paper); ``idf`` scales each found term by its within-paper IDF."""
+def _overlap(terms: dict[str, float], have: set[str], title_terms: set[str], title_share: float,
+             idf: dict[str, float] | None = None) -> float:
+    """Weighted share of the question's terms in the sentence; title words count at ``title_share`` of their
+    weight (the sentence is about that paper); ``idf`` scales each found term by its within-paper IDF."""
     total = sum(terms.values())
     if not total:
         return 0.0
@@ -272,82 +233,74 @@ def _overlap(terms: dict[str, float], have: set[str], title_terms: set[str], idf
         if t in have:
             got += w * (idf[t] if idf else 1.0)
         elif t in title_terms:
-            got += 0.5 * w
+            got += title_share * w
     return got / total
 
 
-def calls_by_name(question: str, title: str) -> bool:
-    """Does the question call the paper by its short name (the title before its colon)?
-
-    >>> calls_by_name("How do MIO and LLaVA-KD train?", "LLaVA-KD: A Framework of Distilling MLLMs")
-    True
-    >>> calls_by_name("How do MLLMs train?", "Distilling MLLMs")
-    False
-    """
-    return ":" in title and flat(title.split(":")[0]) in {flat(n) for n in names(question)}
-
-
-def candidates(question: str, hits: list[Hit], n: int) -> list[Hit]:
+def candidates(q: Question, hits: list[Hit], n: int) -> list[Hit]:
     """The first ``n`` hits, plus any later hit that the question calls by name."""
-    return hits[:n] + [h for h in hits[n:] if calls_by_name(question, h.title)]
+    return hits[:n] + [h for h in hits[n:] if q.calls_by_name(h.title)]
 
 
-def with_named(question: str, hits: list[Hit], search: Callable[[str], list[Hit]]) -> list[Hit]:
+def with_named(q: Question, hits: list[Hit], search: Callable[[str], list[Hit]]) -> list[Hit]:
     """``hits`` plus the papers the question calls by short name that retrieval missed ("How do AIM and
     GlobalCom^2 ...?": "aim" is a common word to BM25 and to a dense vector). ``search`` runs one BM25
     search per name; ``candidates`` then keeps these papers whatever their rank.
 
     >>> from types import SimpleNamespace as H
     >>> index = [H(title="AIM: Adaptive Inference", paper_id="a"), H(title="Aim high", paper_id="b")]
-    >>> [h.title for h in with_named("How does AIM merge tokens?", [], lambda name: index)]
+    >>> [h.title for h in with_named(Question("How does AIM merge tokens?"), [], lambda name: index)]
     ['AIM: Adaptive Inference']
-    >>> with_named("How does AIM merge tokens?", index[:1], lambda name: 1 / 0)  # found already: no search
+    >>> with_named(Question("How does AIM merge tokens?"), index[:1], lambda name: 1 / 0)  # found already: no search
     [namespace(title='AIM: Adaptive Inference', paper_id='a')]
     """
     have, out = {h.paper_id for h in hits}, list(hits)
-    found = {flat(h.title.split(":")[0]) for h in hits if calls_by_name(question, h.title)}
-    for name in names(question):
+    found = {flat(h.title.split(":")[0]) for h in hits if q.calls_by_name(h.title)}
+    for name in q.names:
         if flat(name) in found:  # retrieval already has the paper of that name
             continue
         for h in search(name):
-            if h.paper_id not in have and calls_by_name(question, h.title):
+            if h.paper_id not in have and q.calls_by_name(h.title):
                 have.add(h.paper_id)
                 out.append(h)
     return out
 
 
-def select(papers: list[SourcePaper], max_papers: int = 3, per_paper: int = 3, keep: float = 0.75,
-           question: str = "") -> list[tuple[SourcePaper, list[int]]]:
+def select(papers: list[SourcePaper], q: Question, policy: AnswerPolicy, max_papers: int) -> list[tuple[SourcePaper, list[int]]]:
     """The papers worth showing the model and the sentence indexes to quote from each (in abstract order).
 
-    Papers are taken in order of best sentence score plus ``RANK_WEIGHT / (1 + rank)``; one is kept
-    when its best sentence scores at least ``keep`` x the best paper's. From each kept
-    paper: the best sentence for each part of the question, then the best overall, up to ``per_paper``
-    (``per_paper - 1`` for papers after the first), each with the sentence before it when it starts
-    by referring back ("It ...", "This ..."). Papers the question calls by their short name ("What is
-    NVLM?", "How do MIO and LLaVA-KD ...") come first, whatever their scores.
+    Papers are taken in order of best sentence score plus ``paper_rank_weight / (1 + rank)``; one is kept
+    when its best sentence scores at least ``keep_papers`` x the best paper's. From each kept paper: the best
+    sentence for each part of the question, then the best overall (at least ``runner_up_share`` of the paper's
+    best), up to ``quotes_per_paper`` (one fewer for papers after the first), each with the sentence before it
+    when it starts by referring back ("It ...", "This ..."). Papers the question calls by their short name
+    ("What is NVLM?", "How do MIO and LLaVA-KD ...") come first, whatever their scores.
     """
     if not papers:
         return []
-    order = sorted(papers, key=lambda p: (-(p.best + RANK_WEIGHT / (1 + p.rank)), p.rank))
+    order = sorted(papers, key=lambda p: (-(p.best + policy.paper_rank_weight / (1 + p.rank)), p.rank))
     top = max(p.best for p in papers)
-    named = [p for p in order if calls_by_name(question, p.title)]
+    named = [p for p in order if q.calls_by_name(p.title)]
     order = named + [p for p in order if p not in named]  # papers asked about by name first, whatever their scores
-    out = []
+    out: list[tuple[SourcePaper, list[int]]] = []
     for p in order[:max(max_papers, len(named))]:
-        if out and p.best < keep * top and p not in named:
+        if out and p.best < policy.keep_papers * top and p not in named:
             break
-        n = per_paper if not out else max(1, per_paper - 1)
-        chosen: list[int] = []
-        for row in p.part_scores:
-            best = min(range(len(row)), key=lambda i: (-row[i], i), default=None)
-            if best is not None and best not in chosen and len(chosen) < n:
-                chosen.append(best)
-        for i in p.ranked():
-            if len(chosen) >= n:
-                break
-            if i not in chosen and p.scores[i] >= 0.5 * p.best:
-                chosen.append(i)
-        picked = sorted({j for i in chosen for j in p.context(i)})
-        out.append((p, picked))
+        n = policy.quotes_per_paper if not out else max(1, policy.quotes_per_paper - 1)
+        out.append((p, _quoted(p, n, policy.runner_up_share)))
     return out
+
+
+def _quoted(p: SourcePaper, n: int, runner_up_share: float) -> list[int]:
+    """Up to ``n`` sentence indexes of ``p``: the best one per question part, then the best overall; with context."""
+    chosen: list[int] = []
+    for row in p.part_scores:
+        best = min(range(len(row)), key=lambda i: (-row[i], i), default=None)
+        if best is not None and best not in chosen and len(chosen) < n:
+            chosen.append(best)
+    for i in p.ranked():
+        if len(chosen) >= n:
+            break
+        if i not in chosen and p.scores[i] >= runner_up_share * p.best:
+            chosen.append(i)
+    return sorted({j for i in chosen for j in p.context(i)})

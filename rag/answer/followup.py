@@ -25,11 +25,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from rag.answer.question import PRONOUN
 from rag.text import flat, names
 
-_PRONOUN = re.compile(
-    r"\b(?:(its)|(it|they|them)|((?:this|that) (?:model|dataset|benchmark|method|paper|work|approach|framework|system|study)))\b",
-    re.I)
 _REFERENCE = re.compile(r"^\s*\[(\d+)\]\s+(.+?)\s*$", re.M)
 
 
@@ -97,7 +95,7 @@ def resolve(question: str, ctx: Context) -> str | None:
     """The question with its first pronoun replaced by the name in play; None if it has no pronoun or no name."""
     if not ctx.names:
         return None
-    m = _PRONOUN.search(question)
+    m = PRONOUN.search(question)
     if not m:
         return None
     name = ctx.names[0]

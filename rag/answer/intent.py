@@ -23,6 +23,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from rag.answer.question import LIST_HEAD
+
 _I = re.I
 
 _SELF_HARM = re.compile(
@@ -50,11 +52,6 @@ _INJECTION = re.compile(
     r"|\b(present|pass|claim|say)\b.{0,40}\b(it|this|that)\b.{0,40}\b(is|as|comes from|was in|in)\b.{0,30}\b(index|collection|corpus|indexed)\b",
     _I)
 
-# "Which (of the) [up to 2 words] papers", "List (all the) [up to 6 words] papers": the words between are the
-# criterion's modifiers ("List the survey or literature-review papers"); rag.answer.lists reads the criterion from it
-LIST_HEAD = (r"^\s*(?:(?:which|what|are there(?: any)?)\b(?:\s+(?:all|the|any|of|some|other))*(?P<few>(?:\s+[\w-]+){0,2}?)"
-             r"|(?:list|name|find|show(?: me)?|give(?: me)?|enumerate)\b(?:\s+(?:all|the|any|of|some|other))*(?P<more>(?:\s+[\w-]+){0,6}?))"
-             r"\s+(?:papers|studies|articles|publications)\b")
 _LIST = re.compile(LIST_HEAD, _I)
 
 LANGUAGE_NAMES = {
@@ -95,7 +92,8 @@ def is_emergency(text: str) -> bool:
 
 
 @lru_cache(maxsize=1)
-def _identifier():
+def language_identifier():
+    """langid's identifier with normalised probabilities (loaded once)."""
     from langid.langid import LanguageIdentifier, model
 
     return LanguageIdentifier.from_modelstring(model, norm_probs=True)
@@ -105,5 +103,5 @@ def detect_language(text: str) -> str:
     """ISO code of the text's language ("en" unless another language is clear)."""
     if not re.search(r"[^\W\d_]", text):
         return "en"
-    lang, prob = _identifier().classify(text)
+    lang, prob = language_identifier().classify(text)
     return lang if lang != "en" and prob >= MIN_LANGUAGE_PROB else "en"

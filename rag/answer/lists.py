@@ -4,18 +4,18 @@ The question without its list prefix is the criterion ("Which papers in the coll
 Mixture-of-Experts architecture?" -> "use a Mixture-of-Experts architecture"). Tens of papers are
 retrieved and each gets a match score for the criterion:
 
-    match = best sentence (``rag.answer.evidence``) + RANK_WEIGHT / (1 + retrieval rank) + DOC_WEIGHT * cos(criterion, title + abstract)
-            + ENTITY_WEIGHT if the paper mentions a specific name of the criterion ("report results on MMMU")
+    match = best sentence (``rag.answer.evidence``) + list_rank_weight / (1 + retrieval rank) + list_doc_weight * cos(criterion, title + abstract)
+            + list_entity_weight if the paper mentions a specific name of the criterion ("report results on MMMU")
 
-A paper is included when its match is at least ``RELATIVE`` x the best paper's and its best sentence
-scores at least ``MIN_BEST``, up to ``MAX_PAPERS``; no paper above ``MIN_BEST``: nothing matches (a
+A paper is included when its match is at least ``list_relative`` x the best paper's and its best sentence
+scores at least ``list_min_best``, up to ``list_max_papers``; no paper above ``list_min_best``: nothing matches (a
 refusal). The best sentence alone misses papers that meet a criterion in other words ("self-driving
 cars" vs "autonomous driving"); the whole abstract's similarity and the retrieval rank catch them. A
 criterion that names a dataset, a model or a method singles out the papers that mention it; names most
 candidates mention ("LLMs") single out nothing and are ignored.
 Each included paper becomes one cited line, with its best sentence as the quote. A question that also
 asks something about each paper ("Which papers report gains on BEIR, and how large are they?") keeps that
-part out of the criterion, and each line shows the paper's sentence that best answers it. The weights are
+part out of the criterion, and each line shows the paper's sentence that best answers it. The weights (``answer.policy.list_*``) are
 calibrated on the dev set's list questions (``bench/answer_quality.py --calibrate --types list`` ->
 ``bench/results/answer_calibration_list.json``). On the first 24: set precision / recall 0.62 / 0.45
 with the earlier rule (best sentence alone over a 0.48 floor), 0.73 / 0.67 with the rank and abstract
@@ -25,14 +25,17 @@ Held-out test set: eval/RESULTS.md. On a CPU the LLM is not asked paper by paper
 scorer decides alone.
 
 Example:
-    >>> criterion("Which papers in the collection use a Mixture-of-Experts (MoE) architecture?")
-    'use a Mixture-of-Experts (MoE) architecture'
-    >>> criterion("List all papers that work on lip reading.")
-    'work on lip reading'
-    >>> criterion("List the survey or literature-review papers in the collection.")
-    'survey or literature-review'
-    >>> criterion("Which papers whose main task is emotion recognition?")
-    'main task is emotion recognition'
+    >>> from types import SimpleNamespace as P
+    >>> from rag.config import AnswerPolicy
+    >>> papers = [P(title="A", best=0.6, rank=0), P(title="B", best=0.5, rank=1), P(title="C", best=0.2, rank=2)]
+    >>> [p.title for p in include(papers, [0.5, 0.45, 0.6], AnswerPolicy())]  # C: best sentence under list_min_best
+    ['A', 'B']
+    >>> include(papers[2:], [0.6], AnswerPolicy())  # nothing matches
+    []
+    >>> papers = [P(title="A", abstract="Tested on MMMU.", best=0.4, rank=2), P(title="B", abstract="", best=0.7, rank=0),
+    ...           P(title="D", abstract="", best=0.45, rank=3)]
+    >>> [p.title for p in include(papers, [0.4, 0.5, 0.3], AnswerPolicy(), Question("report results on MMMU"))]  # A names it
+    ['A', 'B']
 """
 
 from __future__ import annotations
@@ -40,50 +43,10 @@ from __future__ import annotations
 import dataclasses
 import re
 
+from rag.answer.question import Question
 from rag.answer.result import Citation, Quote
-from rag.answer.answerability import RESEARCH_WORDS, distinctive_terms
-from rag.answer.intent import LIST_HEAD
-
-RETRIEVE = 30  # papers retrieved for a list question
-RANK_WEIGHT = 0.3  # retrieval rank prior: RANK_WEIGHT / (1 + rank)
-DOC_WEIGHT = 0.8  # x cosine of the criterion and the paper's title + abstract
-RELATIVE = 0.68  # included: match >= RELATIVE x the best paper's match
-MIN_BEST = 0.30  # ... and a best sentence at least this good (no paper above it: nothing matches)
-MAX_PAPERS = 12
-ENTITY_WEIGHT = 0.6  # + for a paper that mentions a specific name the criterion uses
-
-_PREFIX = re.compile(LIST_HEAD + r"(\s+(in|from|of) (the|this|your) (collection|index|corpus|set))?"
-                     r"(\s+(that|which|whose|who|where|about|on)\b)?\s*", re.I)
-
-
-# "..., and what/how many/where ...": what the question asks about each listed paper
-_DETAIL = re.compile(r"(?:,\s*|\s+)and\s+(?=(?:what|which|how|where|when|why|who)\b)", re.I)
-
-
-def split_detail(question: str) -> tuple[str, str]:
-    """A list question, and what it asks about each paper ("" when nothing).
-
-    >>> split_detail("Which papers build on the CLAP model, and what tasks do they apply it to?")
-    ('Which papers build on the CLAP model', 'what tasks do they apply it to')
-    >>> split_detail("Which papers study how LLMs reason?")
-    ('Which papers study how LLMs reason?', '')
-    """
-    head = _PREFIX.match(question)
-    m = _DETAIL.search(question, head.end() if head else 0)
-    if not m:
-        return question, ""
-    return question[:m.start()].rstrip(" ,"), question[m.end():].strip().rstrip("?.!").strip()
-
-
-def criterion(question: str) -> str:
-    """The condition a paper must meet, from a list question (without what it asks about each paper)."""
-    question = split_detail(question)[0]
-    m = _PREFIX.match(question)
-    if not m:
-        return question.strip()
-    rest = question[m.end():].strip().rstrip("?.!").strip()
-    modifiers = (m.group("few") or m.group("more") or "").strip()
-    return rest or modifiers or question.strip()
+from rag.answer.vocabulary import RESEARCH_WORDS
+from rag.config import AnswerPolicy
 
 
 def mentions(text: str, name: str) -> bool:
@@ -91,57 +54,58 @@ def mentions(text: str, name: str) -> bool:
     return re.search(r"(?<!\w)" + re.escape(name.lower()) + r"(?![a-z])", text) is not None
 
 
-def specific_names(criterion: str, texts: list[str]) -> list[str]:
-    """The criterion's names (``answerability.distinctive_terms``: datasets, models, methods) that single out
-    papers: not research vocabulary, and mentioned by at most half of the candidates' lower-cased ``texts``.
+def specific_names(criterion: Question, texts: list[str], share: float = 0.5) -> list[str]:
+    """The criterion's names (``Question.distinctive_terms``: datasets, models, methods) that single out
+    papers: not research vocabulary, and mentioned by at most ``share`` of the candidates' lower-cased ``texts``.
 
-    >>> specific_names("report results on MMMU with LLMs such as GPT", ["a: results on mmmu with llms.", "b: llms.", "c: llms."])
+    >>> specific_names(Question("report results on MMMU with LLMs such as GPT"), ["a: results on mmmu with llms.", "b: llms.", "c: llms."])
     ['MMMU']
     """
-    terms = [t for t in distinctive_terms(criterion) if t.lower() not in RESEARCH_WORDS]
-    return [t for t in terms if 2 * sum(mentions(x, t) for x in texts) <= len(texts)]
+    terms = [t for t in criterion.distinctive_terms() if t.lower() not in RESEARCH_WORDS]
+    return [t for t in terms if sum(mentions(x, t) for x in texts) <= share * len(texts)]
 
 
-def scored(scorer, criterion: str, sources: list) -> tuple[list, list[float]]:
+def scored(scorer, criterion: Question, sources: list) -> tuple[list, list[float]]:
     """The candidate papers scored against the criterion: (``scorer.score`` of their sentences, cosine of
     the criterion and each title + abstract), the two inputs of ``include``; one criterion embedding."""
-    vector = scorer.embed_query(criterion)
+    vector = scorer.embed_query(criterion.text)
     papers = scorer.score(criterion, sources, vector)
     return papers, scorer.similarities([f"{p.title}. {p.abstract}" for p in papers], vector)
 
 
-def match(paper, similarity: float, named: bool = False) -> float:
+def match(paper, similarity: float, policy: AnswerPolicy, named: bool = False) -> float:
     """How well a scored paper (``rag.answer.evidence.SourcePaper``) meets the criterion; ``similarity`` is the
     cosine of the criterion and the paper's title + abstract, ``named``: it mentions a specific name of it."""
-    return paper.best + RANK_WEIGHT / (1 + paper.rank) + DOC_WEIGHT * similarity + ENTITY_WEIGHT * named
+    return (paper.best + policy.list_rank_weight / (1 + paper.rank) + policy.list_doc_weight * similarity
+            + policy.list_entity_weight * named)
 
 
-def include(papers: list, similarities: list[float] | None = None, criterion: str = "") -> list:
-    """The scored papers that meet the criterion, best match first.
+def include(papers: list, similarities: list[float] | None, policy: AnswerPolicy, criterion: Question | None = None) -> list:
+    """The scored papers that meet the criterion, best match first (the rule: module docstring)."""
+    if not papers or max(p.best for p in papers) < policy.list_min_best:
+        return []
+    return cut(ranked(papers, similarities, policy, criterion), policy)
 
-    >>> from types import SimpleNamespace as P
-    >>> papers = [P(title="A", best=0.6, rank=0), P(title="B", best=0.5, rank=1), P(title="C", best=0.2, rank=2)]
-    >>> [p.title for p in include(papers, [0.5, 0.45, 0.6])]  # C: best sentence under MIN_BEST
-    ['A', 'B']
-    >>> include(papers[2:], [0.6])  # nothing matches
-    []
-    >>> papers = [P(title="A", abstract="Tested on MMMU.", best=0.4, rank=2), P(title="B", abstract="", best=0.7, rank=0),
-    ...           P(title="D", abstract="", best=0.45, rank=3)]
-    >>> [p.title for p in include(papers, [0.4, 0.5, 0.3], "report results on MMMU")]  # A names it
-    ['A', 'B']
-    """
+
+def ranked(papers: list, similarities: list[float] | None, policy: AnswerPolicy, criterion: Question | None = None) -> list:
+    """(match, paper) of every candidate, best match first (ties: retrieval rank)."""
     sims = similarities if similarities is not None else [0.0] * len(papers)
     texts = [f"{p.title} {getattr(p, 'abstract', '')}".lower() for p in papers]
-    names = specific_names(criterion, texts) if criterion else []
+    names = specific_names(criterion, texts, policy.list_specific_share) if criterion and criterion.text else []
     named = [any(mentions(text, n) for n in names) for text in texts]
-    if not papers or max(p.best for p in papers) < MIN_BEST:
+    return sorted(((match(p, sim, policy, n), p) for p, sim, n in zip(papers, sims, named)), key=lambda mp: (-mp[0], mp[1].rank))
+
+
+def cut(matches: list, policy: AnswerPolicy) -> list:
+    """The papers of ``ranked``'s (match, paper) pairs whose match is at least ``list_relative`` x the best and whose
+    best sentence is at least ``list_min_best``, up to ``list_max_papers``."""
+    if not matches:
         return []
-    scored = sorted(((match(p, sim, n), p) for p, sim, n in zip(papers, sims, named)), key=lambda mp: (-mp[0], mp[1].rank))
-    floor = RELATIVE * scored[0][0]
-    return [p for m, p in scored if m >= floor and p.best >= MIN_BEST][:MAX_PAPERS]
+    floor = policy.list_relative * matches[0][0]
+    return [p for m, p in matches if m >= floor and p.best >= policy.list_min_best][:policy.list_max_papers]
 
 
-def detail_sentences(scorer, query: str, papers: list) -> list[int]:
+def detail_sentences(scorer, query: Question, papers: list) -> list[int]:
     """For each included paper, the index of its sentence that best answers ``query`` (what the question
     asks about each paper, with the criterion: "build on CLAP: what tasks do they apply it to")."""
     return [p.ranked()[0] for p in scorer.score(query, [dataclasses.replace(p) for p in papers])]

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import re
 
-from rag.text import number_mentions, numbers
+from rag.answer.question import Question
+from rag.text import numbers
 
 
 ANSWER_SCHEMA = {
@@ -129,15 +130,15 @@ def rewrite_messages(history: list[dict], question: str, max_chars: int = 200) -
     return [{"role": "system", "content": REWRITE_SYSTEM}, {"role": "user", "content": user}]
 
 
-def premise_note(question: str, papers: list) -> str:
+def premise_note(q: Question, papers: list) -> str:
     """A note for the model when the question states numbers that none of the papers does (a false premise?).
 
     >>> from types import SimpleNamespace as P
-    >>> premise_note("Why does CMM-Math have only 5,000 samples?", [P(abstract="It has over 28,000 samples.")])
+    >>> premise_note(Question("Why does CMM-Math have only 5,000 samples?"), [P(abstract="It has over 28,000 samples.")])
     'Note: no quote states 5,000; answer with what the quotes say.'
     """
     stated = set(numbers(" ".join(p.abstract for p in papers)))
-    absent = [raw for n, raw in number_mentions(question) if n not in stated]
+    absent = [raw for n, raw in q.number_mentions if n not in stated]
     if not absent or not stated:
         return ""
     return f"Note: no quote states {', '.join(absent)}; answer with what the quotes say."

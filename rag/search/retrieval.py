@@ -18,7 +18,6 @@ Example:
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -59,11 +58,11 @@ class Retrieval:
 
 
 class Retriever:
-    def __init__(self, embedder, store: VectorStore, settings: RetrievalSettings, lock: threading.RLock | None = None):
+    def __init__(self, embedder, store: VectorStore, settings: RetrievalSettings):
+        """``store``: shared with other threads only as a ``LockedStore`` (``App.locked_store``)."""
         self.embedder = embedder
         self.store = store
         self.settings = settings
-        self._lock = lock or threading.RLock()
 
     def search(self, query: str, k: int | None = None, filters: dict | None = None, mode: str | None = None,
                one_per_paper: bool | None = None) -> Retrieval:
@@ -89,10 +88,9 @@ class Retriever:
         spec = QuerySpec(dense=dense, sparse=sparse, mode=mode, limit=limit, prefetch=prefetch,
                          rrf_k=s.rrf_k, weights=(s.dense_weight, s.sparse_weight), filters=filters or {},
                          fields=[])  # payloads are read only for the hits kept (reading them costs more than the search)
-        with self._lock:
-            stored = self.store.query(spec)
-            kept = self._keep(stored, k, per_paper)
-            payloads = self.store.payloads([h.id for h in kept])
+        stored = self.store.query(spec)
+        kept = self._keep(stored, k, per_paper)
+        payloads = self.store.payloads([h.id for h in kept])
         t2 = time.perf_counter()
         hits = [_hit(payloads[h.id], h.score) for h in kept if h.id in payloads]
         # cosine similarity of the closest chunk, for the refusal threshold
