@@ -180,7 +180,7 @@ def gpu_bench(args) -> None:
 
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
-    from rag.generation.hf import attention_kernels
+    from rag.generation.kernels import attention_kernels
 
     weights = Path(args.gpu_dir)
     if not (weights / "config.json").exists():  # random weights, saved once so both variants load from disk

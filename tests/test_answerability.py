@@ -1,10 +1,23 @@
-"""Answerability: the decision rule on its signals, and the corpus look-ups behind them."""
+"""Answerability: the decision rule (rag.answer.policy.decide) on its signals, and the corpus look-ups behind them."""
 
 import pytest
 
 import rag
-from rag.answer.answerability import CorpusVocabulary, Signals, assess, asked_words, distinctive_terms, quotes_answer, signals
+from rag.answer.answerability import CorpusVocabulary, Signals, quotes_answer, signals
+from rag.answer.policy import GENERATE, Outcome, confident, decide
+from rag.answer.question import Question
+from rag.config import AnswerPolicy
 from rag.testing import FakeEmbedder
+
+POLICY = AnswerPolicy()
+
+
+def distinctive_terms(text):
+    return Question(text).distinctive_terms()
+
+
+def asked_words(text):
+    return Question(text).asked_words
 
 
 def test_distinctive_terms_normalise_modifiers_and_skip_common_words():
@@ -32,7 +45,7 @@ QUOTE = "CMM-Math contains over 28,000 high-quality samples across 12 grade leve
     ("Why is CMM-Math hard?", True),  # nothing to check: the evidence score decides
 ])
 def test_quotes_answer(question, answers):
-    assert quotes_answer(question, [QUOTE]) is answers
+    assert quotes_answer(Question(question), [QUOTE]) is answers
 
 
 @pytest.mark.parametrize("question,quotes,answers", [
@@ -47,11 +60,16 @@ def test_quotes_answer(question, answers):
     ("What learning rate was used to pretrain 4M?", "We propose 4M, a training scheme.", False),
 ])
 def test_quotes_answer_question_forms(question, quotes, answers):
-    assert quotes_answer(question, [quotes]) is answers
+    assert quotes_answer(Question(question), [quotes]) is answers
 
 
 def test_quotes_answer_needs_a_number_for_how_many():
-    assert not quotes_answer("How many problems are there?", ["The problems come with detailed solutions."])
+    assert not quotes_answer(Question("How many problems are there?"), ["The problems come with detailed solutions."])
+
+
+def test_the_quantity_window_is_the_policys():
+    q, quote = Question("How many samples does it have?"), ["28,000 of the high quality curated math samples"]
+    assert not quotes_answer(q, quote, window=4) and quotes_answer(q, quote, window=7)  # 7 words apart
 
 
 @pytest.mark.parametrize("signals,answerable,reason", [
@@ -62,26 +80,50 @@ def test_quotes_answer_needs_a_number_for_how_many():
     (Signals(best_evidence=0.25, best_dense=0.4, name_match=True), True, ""),
     (Signals(best_evidence=0.45, best_dense=0.5), True, ""),
 ])
-def test_assess(signals, answerable, reason):
-    v = assess(signals)
-    assert (v.answerable, v.reason) == (answerable, reason)
+def test_decide_before_generation(signals, answerable, reason):
+    d = decide(Outcome(signals), POLICY)
+    assert (d.route == GENERATE, d.reason) == (answerable, reason)
 
 
 def test_confident_only_with_strong_evidence_and_nothing_asked_missing():
-    assert assess(Signals(best_evidence=0.7, best_dense=0.5)).confident
-    assert not assess(Signals(best_evidence=0.7, best_dense=0.5, asked_missing=["licence"])).confident
-    assert not assess(Signals(best_evidence=0.25, best_dense=0.5, name_match=True)).confident  # answerable, not confident
+    assert confident(Signals(best_evidence=0.7, best_dense=0.5), POLICY)
+    assert not confident(Signals(best_evidence=0.7, best_dense=0.5, asked_missing=["licence"]), POLICY)
+    assert not confident(Signals(best_evidence=0.25, best_dense=0.5, name_match=True), POLICY)  # answerable, not confident
+
+
+@pytest.mark.parametrize("found,cited,quotes_hold,evidence,route,reason", [
+    (True, True, False, 0.5, "answer", ""),
+    (False, False, True, 0.5, "extractive", "model"),  # the model declined, the quotes answer
+    (True, False, True, 0.5, "extractive", "unsupported"),  # it wrote nothing the quotes support
+    (False, False, False, 0.5, "refusal", "model"),  # the quotes do not hold what is asked
+    (False, False, True, 0.29, "refusal", "model"),  # the quotes would, but the evidence is not confident
+])
+def test_decide_after_generation(found, cited, quotes_hold, evidence, route, reason):
+    s = Signals(best_evidence=evidence, best_dense=0.5, name_match=True)
+    d = decide(Outcome(s, found=found, cited=cited, quotes_hold=quotes_hold), POLICY)
+    assert (d.route, d.reason, d.note) == (route, reason, "")
+
+
+def test_decide_follows_the_policy_given():
+    s = Signals(best_evidence=0.35, best_dense=0.5)
+    assert decide(Outcome(s), POLICY).route == GENERATE
+    assert decide(Outcome(s), POLICY.model_copy(update={"min_evidence": 0.4})).reason == "weak_evidence"
+
+
+def test_a_list_is_refused_only_when_nothing_matches():
+    assert decide(Outcome(listed=3), POLICY).route == "list"
+    assert (decide(Outcome(listed=0), POLICY).route, decide(Outcome(listed=0), POLICY).reason) == ("refusal", "weak_evidence")
 
 
 def test_explain_names_what_is_missing():
-    assert assess(Signals(missing=["FlashAttention-3", "H100"])).explain() == \
+    assert decide(Outcome(Signals(missing=["FlashAttention-3", "H100"])), POLICY).note == \
         "The indexed papers do not mention FlashAttention-3, H100."
 
 
 def test_corpus_vocabulary(tmp_path):
     with rag.load(None, data_dir=tmp_path, embedder=FakeEmbedder()) as app:
         app.ingest(["data/sample"], progress=False)
-        vocab = CorpusVocabulary(app.store)
+        vocab = CorpusVocabulary(app.locked_store)
         assert vocab.has("CMM-Math") and vocab.has("cmm math") and vocab.has("NVLM")
         assert not vocab.has("FlashAttention-3") and not vocab.has("lasagna")
 
@@ -94,5 +136,5 @@ def test_general_acronyms_absent_from_the_corpus_are_not_missing_terms():
             return term.lower() not in {"dna", "pdfs", "sdxl"}
 
     q = "Is there a GPT-driven workflow that turns formulas into code, pitched for studying dementia with DNA data?"
-    assert signals(q, [], 0.5, Vocab()).missing == []
-    assert signals("Which papers parse PDFs with SDXL?", [], 0.5, Vocab()).missing == ["SDXL"]
+    assert signals(Question(q), [], 0.5, Vocab()).missing == []
+    assert signals(Question("Which papers parse PDFs with SDXL?"), [], 0.5, Vocab()).missing == ["SDXL"]

@@ -2,7 +2,19 @@
 
 import pytest
 
-from rag.answer.citations import attribute, claims_hold, is_claim, strip_markers
+from rag.answer import citations
+from rag.answer.citations import claims_hold, strip_markers
+from rag.answer.question import Question
+from rag.config import AnswerPolicy
+
+
+def attribute(text, papers, threshold=0.3, question=None, **kw):
+    return citations.attribute(text, papers, AnswerPolicy(attribution_threshold=threshold),
+                               question=Question(question) if question else None, **kw)
+
+
+def is_claim(sentence, question=None):
+    return citations.is_claim(sentence, Question(question) if question else None)
 from rag.answer.evidence import SourcePaper
 from rag.search.retrieval import Hit
 from rag.text import split_sentences

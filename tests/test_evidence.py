@@ -3,7 +3,16 @@
 from rag.ingest.chunking import chunk_paper
 from rag.config import SAMPLE_CORPUS, ChunkSettings
 from rag.ingest.corpus import load_papers
-from rag.answer.evidence import EvidenceScorer, SourcePaper, merge_chunks, question_parts, select
+from rag.answer import evidence
+from rag.answer.evidence import EvidenceScorer, SourcePaper, merge_chunks
+from rag.answer.question import Question, question_parts
+from rag.config import AnswerPolicy
+
+
+def select(papers, max_papers=3, per_paper=3, keep=0.75, question=""):
+    """``evidence.select`` with a policy of these numbers (the tests' small papers were written for them)."""
+    policy = AnswerPolicy(quotes_per_paper=per_paper, keep_papers=keep)
+    return evidence.select(papers, Question(question), policy, max_papers)
 from rag.search.retrieval import Hit
 from rag.text import split_sentences
 from rag.testing import FakeEmbedder
@@ -34,7 +43,7 @@ def test_selection_covers_each_part_of_the_question():
                "Models struggle with diagrams. CMM-Math has 28,000 samples across 12 grades.", 0)
     other = _paper("Cats", "Cats purr. Cats sleep a lot.", 1)
     scorer = EvidenceScorer(FakeEmbedder())
-    scorer.score("What is CMM-Math, and how many samples does CMM-Math have?", [p, other])
+    scorer.score(Question("What is CMM-Math, and how many samples does CMM-Math have?"), [p, other])
     (first, idx), *rest = select([p, other], per_paper=2)
     assert first is p and 1 in idx and 3 in idx  # the definition and the number
     assert rest == []  # the unrelated paper is far below the best one
@@ -43,8 +52,8 @@ def test_selection_covers_each_part_of_the_question():
 def test_scores_are_deterministic():
     p = _paper("A", "Alpha beta. Beta gamma. Gamma delta.", 0)
     scorer = EvidenceScorer(FakeEmbedder())
-    first = list(scorer.score("beta gamma", [p])[0].scores)
-    assert scorer.score("beta gamma", [p])[0].scores == first
+    first = list(scorer.score(Question("beta gamma"), [p])[0].scores)
+    assert scorer.score(Question("beta gamma"), [p])[0].scores == first
 
 
 def _scored(best, rank, title="P"):
@@ -73,11 +82,11 @@ def test_link_sentences_rank_last_unless_the_question_asks_where():
             "Code and models of VTC-CLS are available at https://github.com/THU-MIG/VTC-CLS.")
     scorer = EvidenceScorer(FakeEmbedder())
     p = _paper("VTC-CLS: training-free token compression", text, 0)
-    scorer.score("What does VTC-CLS do with visual tokens?", [p])
+    scorer.score(Question("What does VTC-CLS do with visual tokens?"), [p])
     assert p.ranked()[-1] == 2 and p.sentences[p.ranked()[0]].text.startswith("VTC-CLS compresses")
     best = p.best
     q = _paper("VTC-CLS: training-free token compression", text, 0)
-    scorer.score("Where is the code of VTC-CLS available?", [q])
+    scorer.score(Question("Where is the code of VTC-CLS available?"), [q])
     assert q.ranked()[0] == 2  # asked where: the link is the answer
     assert p.best == max(p.scores) == best  # the evidence score (answerability) is not changed by the ranking
 
@@ -89,10 +98,10 @@ def test_how_questions_rank_what_the_paper_proposes_above_the_problem_it_restate
             "multimodal LLM.")
     scorer = EvidenceScorer(FakeEmbedder())
     how = _paper("SPN: composed image retrieval", text, 0)
-    scorer.score("How can composed image retrieval models get more positive and negative training examples "
-                 "when triplet annotation is expensive?", [how])
+    scorer.score(Question("How can composed image retrieval models get more positive and negative training examples "
+                 "when triplet annotation is expensive?"), [how])
     assert how.ranked()[0] == 2, [how.sentences[i].text for i in how.ranked()]
     which = _paper("SPN: composed image retrieval", text, 0)
-    scorer.score("Why does composed image retrieval need positive and negative examples?", [which])
+    scorer.score(Question("Why does composed image retrieval need positive and negative examples?"), [which])
     assert which.ranked()[0] == 0  # not a how-question: no change
     assert how.best == max(how.scores)  # the evidence score (answerability) is not changed by the ranking

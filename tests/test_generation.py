@@ -74,7 +74,7 @@ def test_cuda_generation_avoids_cudnn_attention_and_restores_the_flags():
     """cuDNN attention made batch-1 decode host-bound on an H200 (README, GPU): generate runs without it."""
     import torch
 
-    from rag.generation.hf import attention_kernels
+    from rag.generation.kernels import attention_kernels
 
     before = torch.backends.cuda.cudnn_sdp_enabled(), torch.backends.cuda.flash_sdp_enabled()
     with attention_kernels("cuda"):

@@ -2,17 +2,17 @@
 
 import pytest
 
-from rag.answer import answerability, citations, evidence
+from rag.answer.question import Question, question_parts
 from rag.answer.vocabulary import AUXILIARIES, METHOD_NOUNS, with_plurals
 
 
 @pytest.mark.parametrize("aux", AUXILIARIES)
 def test_every_auxiliary_opens_a_yes_no_question_and_a_how_question(aux):
     yes_no = f"{aux.capitalize()} CLIP use contrastive learning?"
-    assert not citations.echoes("CLIP uses contrastive learning.", yes_no)  # the restatement answers a yes/no question
-    assert evidence._ASKS_HOW.search(f"How {aux} the reward model be trained?")
-    assert answerability.asked_words(f"What {aux} the authors release?") == []  # the auxiliary is not what is asked
-    assert evidence.question_parts(f"What does X add, and {aux} it run on a phone?") == ["What does X add",
+    assert not Question(yes_no).echoed_by("CLIP uses contrastive learning.")  # the restatement answers a yes/no question
+    assert Question(f"How {aux} the reward model be trained?").asks_how
+    assert Question(f"What {aux} the authors release?").asked_words == []  # the auxiliary is not what is asked
+    assert question_parts(f"What does X add, and {aux} it run on a phone?") == ["What does X add",
                                                                                      f"{aux} it run on a phone"]
 
 
@@ -20,12 +20,12 @@ def test_every_auxiliary_opens_a_yes_no_question_and_a_how_question(aux):
 def test_every_method_noun_asks_for_a_name_and_a_way_and_names_nothing(noun):
     for form in with_plurals([noun]):
         question = f"What simple {form} keeps the model from forgetting?"
-        assert citations.asks_name(question), question
-        assert evidence._ASKS_HOW.search(question), question
-        assert noun not in answerability.asked_words(question)
+        assert Question(question).asks_name, question
+        assert Question(question).asks_how, question
+        assert noun not in Question(question).asked_words
 
 
 def test_a_recipe_asks_for_steps_not_a_name():
     question = "What multi-stage training recipes do MIO and LLaVA-KD follow?"
-    assert not citations.asks_name(question)
-    assert answerability.asked_words(question) == ["multi", "stage", "training"]  # "recipes" names nothing to look for
+    assert not Question(question).asks_name
+    assert Question(question).asked_words == ["multi", "stage", "training"]  # "recipes" names nothing to look for

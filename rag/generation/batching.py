@@ -85,7 +85,7 @@ class Batcher:
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList
 
-        from rag.generation.hf import attention_kernels
+        from rag.generation.kernels import attention_kernels
 
         tok = self.tokenizer
         self.batches.append(len(batch))

@@ -31,6 +31,7 @@ from pathlib import Path
 from rag.config import GenerationSettings
 from rag.errors import GenerationError, ModelNotFoundError, require
 from rag.generation.base import Generator, validate_messages
+from rag.generation.kernels import attention_kernels
 from rag.models import PYPI_MODELS, gguf_to_hf_cache, resolve_gguf
 
 log = logging.getLogger(__name__)
@@ -44,23 +45,6 @@ def _free_memory() -> None:
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-
-
-def attention_kernels(device: str):
-    """A context for ``generate``: on CUDA, scaled-dot-product attention without the cuDNN kernel.
-
-    Measured on an H200 (torch 2.11+cu130, transformers 5.17, bench/generation.py --gpu): PyTorch picks
-    cuDNN attention there, and each call costs ~1.7 ms of host time at decode (70% of the host time of a
-    decode step), so batch-1 decode is host-bound (a 0.5B-shaped model at 15 ms/token, GPU busy 2 ms of
-    it). The flash and memory-efficient kernels have no such overhead. Elsewhere: no change.
-    """
-    import contextlib
-
-    if not str(device).startswith("cuda"):
-        return contextlib.nullcontext()
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
-    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
 
 
 def resolve_hf_source(settings: GenerationSettings, cache_dir: Path) -> str:
