@@ -1,12 +1,12 @@
 """Ideas for list questions' inclusion rule, measured on the dev lists without the LLM: none is shipped.
 
-``rag.answer.lists.include`` keeps a candidate paper when its match is at least ``RELATIVE`` x the best one's
-(and its best sentence at least ``MIN_BEST``), up to ``MAX_PAPERS``. What goes wrong on dev is precision:
+``rag.answer.lists.include`` keeps a candidate paper when its match is at least ``answer.policy.list_relative`` x the best one's
+(and its best sentence at least ``list_min_best``), up to ``list_max_papers``. What goes wrong on dev is precision:
 topic neighbours of the right papers ("a benchmark for multimodal models" for "a benchmark ... across
 many languages"). Variants, each scored by set precision / recall per question (macro means):
 
 * ``shipped``: the rule as it is.
-* ``max N``: at most N papers instead of ``MAX_PAPERS``.
+* ``max N``: at most N papers instead of ``list_max_papers``.
 * ``gap G``: the shipped list, cut before the first drop of G or more between consecutive matches.
 * ``aspects W``: the criterion is cut into aspects ("introduce a benchmark", "testing multimodal models",
   "many languages"); each paper gains W x its weakest aspect (its title + abstract's cosine to the aspect,

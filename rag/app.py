@@ -270,8 +270,7 @@ class App:
         return self.ask_stream(messages[-1].get("content", ""), k=k, filters=filters, history=messages[:-1], cancel=cancel)
 
     def count(self) -> int:
-        with self._lock:
-            return self.store.count()
+        return self.locked_store.count()
 
     def close(self) -> None:
         with self._lock:

@@ -33,6 +33,10 @@ class Cancelled(RagError):
     """The request was cancelled (Stop, a new chat, a closed tab, a dropped HTTP client)."""
 
 
+class EmptyIndexError(RagError):
+    """A question asked of an index that holds no papers yet (nothing was looked up: it is not a refusal)."""
+
+
 class InputError(RagError):
     """A bad question or request (empty, too long, ...)."""
 

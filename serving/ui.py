@@ -4,14 +4,16 @@
 
 ``serving.server`` mounts it next to the HTTP API. Every answer goes through the shared
 ``AnswerQueue``: a waiting user sees their place in line, a full line says when to try again,
-Stop / New chat / closing the tab cancel the answer and free its slot. Rendering (escaped, nothing
+Stop / New chat / closing the tab cancel the answer and free its slot. One answer is written at a time per
+session: a question sent meanwhile (Enter, Ask) stays in the box with a note (``BUSY_NOTE``), never lost. Rendering (escaped, nothing
 fetched from outside) is ``serving.render``; votes go to ``serving.feedback``.
 
 Endpoints for programs (``gradio_client.Client(url).predict(question, api_name="/ask")``):
 
     /ask          question, k=0 -> the answer as a dict (``Answer.to_dict()``)
     /ask_stream   question, k=0 -> {"sources": [...]} then {"text": partial} ... then {"done": true, **answer}
-    /chat         the chat box itself (message, history, k, dates, pages -> history, sources, box)
+    /chat         the chat box itself (message, history, k, dates, pages -> history, sources, box, note); the box
+                  is emptied when the question is taken and then left as the user has it
 """
 
 from __future__ import annotations
@@ -37,6 +39,39 @@ EXAMPLE_QUESTIONS = [
     "What post-processing technique reduces the hubness problem in cross-modal retrieval?",
 ]
 HISTORY_TURNS = 20  # conversation turns kept per session
+# A question sent while this session's answer is still being written is not asked (a follow-up needs the answer
+# before it) and not dropped: it stays in the box with this note, to send when the answer is done or stopped.
+BUSY_NOTE = ("\u23f3 An answer is still being written, so your new question is kept in the box: press Enter or Ask "
+             "again when it is done, or Stop it first.")
+
+
+class Sessions:
+    """Which browser sessions have an answer being written (one at a time per session).
+
+    >>> s = Sessions()
+    >>> s.start("a"), s.start("a"), s.start("b")
+    (True, False, True)
+    >>> s.finish("a"); s.start("a")
+    True
+    """
+
+    def __init__(self):
+        import threading
+
+        self._busy: set[str] = set()
+        self._lock = threading.Lock()
+
+    def start(self, session: str) -> bool:
+        """Mark ``session`` as answering; False if it already is."""
+        with self._lock:
+            if session in self._busy:
+                return False
+            self._busy.add(session)
+            return True
+
+    def finish(self, session: str) -> None:
+        with self._lock:
+            self._busy.discard(session)
 
 
 def _new_state() -> dict:
@@ -70,8 +105,22 @@ def create_ui(app, answer_queue, ingest_jobs, settings, facets: tuple[list[str],
 
     s = app.settings
     dates, pages = facets
+    sessions = Sessions()
 
-    def chat(message: str, history: list, state: dict, k: float, date_f: list, page_f: list) -> Iterator[tuple]:
+    def chat(message: str, history: list, state: dict, k: float, date_f: list, page_f: list,
+             request: gr.Request = None) -> Iterator[tuple]:
+        session = getattr(request, "session_hash", None) or str(id(state))
+        if not sessions.start(session):  # an answer of this session is being written: keep the question, say so
+            yield gr.update(), gr.update(), gr.update(), gr.update(), BUSY_NOTE
+            return
+        try:
+            yield from _chat(message, history, state, k, date_f, page_f)
+        finally:
+            sessions.finish(session)
+
+    def _chat(message: str, history: list, state: dict, k: float, date_f: list, page_f: list) -> Iterator[tuple]:
+        """The answer of one accepted question: the box is emptied once, when it is taken; later updates leave the
+        box alone, so what the user types meanwhile stays there."""
         state = state or _new_state()
         history = list(history or [])
         question = clean_question(message)
@@ -82,10 +131,10 @@ def create_ui(app, answer_queue, ingest_jobs, settings, facets: tuple[list[str],
             history[idx]["content"] = ("\u26a0\ufe0f Please type a question about the indexed papers." if not question else
                                        f"\u26a0\ufe0f Your question is {len(question):,} characters long; please keep it "
                                        f"under {s.answer.max_question_chars:,}.")
-            yield history, gr.update(), "", state
+            yield history, gr.update(), "", state, ""
             return
         history[idx]["content"] = "<em>Searching the papers\u2026</em>"
-        yield history, gr.update(), "", state
+        yield history, gr.update(), "", state, ""  # the question is taken: the box empties, once
         messages = state["turns"] + [{"role": "user", "content": question}]
         text, answer = "", None
         try:
@@ -98,7 +147,7 @@ def create_ui(app, answer_queue, ingest_jobs, settings, facets: tuple[list[str],
                                                f"(~{ev.eta_s:.0f} s). Stop leaves the line.</em>")
                 elif isinstance(ev, Sources):
                     history[idx]["content"] = "<em>Writing an answer from these papers\u2026</em>"
-                    yield history, render_hits(ev.hits, ev.question, turn=len(state["records"])), "", state
+                    yield history, render_hits(ev.hits, ev.question, turn=len(state["records"])), gr.update(), state, gr.update()
                     continue
                 elif isinstance(ev, Tick) and not text:
                     history[idx]["content"] = f"<em>Writing an answer from these papers\u2026 {ev.elapsed_s:.0f} s</em>"
@@ -107,24 +156,26 @@ def create_ui(app, answer_queue, ingest_jobs, settings, facets: tuple[list[str],
                     history[idx]["content"] = safe(text) + " \u258c"
                 elif isinstance(ev, Answer):
                     answer = ev
-                yield history, gr.update(), "", state
+                yield history, gr.update(), gr.update(), state, gr.update()
             if answer is None:
                 raise RuntimeError("the answer stream ended without an answer")
         except Cancelled:
             history[idx]["content"] = "<em>Stopped.</em>"
-            yield history, gr.update(), "", state
+            yield history, gr.update(), gr.update(), state, gr.update()
             return
         except Exception as e:  # noqa: BLE001 - every failure becomes a chat message
             if not isinstance(e, RagError):
                 log.exception("answering %r failed", question[:200])
             history[idx]["content"] = friendly_error(e)
-            yield history, gr.update(), "", state
+            yield history, gr.update(), gr.update(), state, gr.update()
             return
         history[idx]["content"] = render_answer(answer)
         turn = {"role": "assistant", "content": answer.text, "papers": [c.paper_id for c in answer.citations]}
         state = {"turns": (state["turns"] + [{"role": "user", "content": question}, turn])[-2 * HISTORY_TURNS:],
                  "records": {**state["records"], str(idx): answer_record(answer)}}
-        yield history, render_sources(answer, turn=len(state["records"])), "", state
+        yield history, render_sources(answer, turn=len(state["records"])), gr.update(), state, ""
+
+    chat.__annotations__["request"] = gr.Request  # a real class, so Gradio passes the request (its session)
 
     def _api_events(question: str, k) -> Iterator[Any]:
         q = clean_question(question)
@@ -235,7 +286,10 @@ def create_ui(app, answer_queue, ingest_jobs, settings, facets: tuple[list[str],
 
         limit = settings.concurrency + settings.max_waiting  # all reach our queue, which shows places in line
         chat_kw = dict(concurrency_limit=limit, concurrency_id="answer", show_progress="minimal")
-        inputs, outputs = [msg, chatbot, state, k, date_f, page_f], [chatbot, sources, msg, state]
+        inputs, outputs = [msg, chatbot, state, k, date_f, page_f], [chatbot, sources, msg, state, notice]
+        # "multiple": a question sent while an answer runs reaches ``chat``, which keeps it in the box with a note
+        # (Gradio's default, "once", ignores the send while the box is emptied by the running answer: it was lost)
+        chat_kw["trigger_mode"] = "multiple"
         asked = [msg.submit(chat, inputs, outputs, api_name="chat", **chat_kw),
                  send.click(chat, inputs, outputs, api_visibility="private", **chat_kw)]
         stop.click(None, None, None, cancels=asked, api_visibility="private", queue=False)

@@ -167,23 +167,24 @@ def test_chat_streams_and_renders_citations(server):
     c = client(server)
     job = c.submit(CMM, [], 5, [], [], api_name="/chat")
     updates = list(job)
-    history, sources, box = job.result()
+    history, sources, box, note = job.result()
     assert len(updates) >= 2  # the question first, then streamed text, then the final answer
     assert chat_text(history, 0) == CMM
     text = chat_text(history)
     assert "<sup" in text and "<strong>Sources</strong>" in text and CMM_TITLE in text and "rag-quote" in text
-    assert CMM_TITLE in html.unescape(sources) and "cited</span>" in sources and "<mark>" in sources and box == ""
+    assert CMM_TITLE in html.unescape(sources) and "cited</span>" in sources and "<mark>" in sources
+    assert box == {"__type__": "update"} and note == ""  # the box is emptied when the question is taken, then left alone
 
 
 def test_chat_follow_up_uses_history(server):
     c = client(server)  # one client = one session: the server keeps the conversation
     c.predict("What is NVLM and how does it compare to GPT-4o?", [], 5, [], [], api_name="/chat")
-    history, sources, _ = c.predict("What training data does it use?", [], 5, [], [], api_name="/chat")
+    history, sources, _, _ = c.predict("What training data does it use?", [], 5, [], [], api_name="/chat")
     assert "Retrieved for: <em>What training data does NVLM use?" in html.unescape(sources)
 
 
 def test_chat_filters_restrict_sources(server):
-    history, sources, _ = client(server).predict(CMM, [], 3, ["Mar 13"], [], api_name="/chat")
+    history, sources, _, _ = client(server).predict(CMM, [], 3, ["Mar 13"], [], api_name="/chat")
     assert "(Mar 13)" in html.unescape(sources) and sources.count('class="rag-src') <= 3
 
 
@@ -193,13 +194,13 @@ def test_chat_filters_restrict_sources(server):
     ("x" * 2100, "keep it under 2,000"),
 ])
 def test_bad_input_gives_friendly_chat_message(server, bad, expected):
-    history, _, _ = client(server).predict(bad, [], 5, [], [], api_name="/chat")
+    history, _, _, _ = client(server).predict(bad, [], 5, [], [], api_name="/chat")
     text = chat_text(history)
     assert expected in text and "Traceback" not in text
 
 
 def test_control_characters_are_stripped(server):
-    history, _, _ = client(server).predict("Which benchmark evaluates Chinese\x00 multimodal math?", [], 5, [], [], api_name="/chat")
+    history, _, _, _ = client(server).predict("Which benchmark evaluates Chinese\x00 multimodal math?", [], 5, [], [], api_name="/chat")
     assert "\x00" not in chat_text(history, 0) and CMM_TITLE in chat_text(history)
 
 
@@ -215,11 +216,11 @@ def test_model_error_shows_message_and_next_question_works(app, server):
     c = client(server)
     gen.fail = True
     try:
-        history, _, _ = c.predict(CMM, [], 5, [], [], api_name="/chat")
+        history, _, _, _ = c.predict(CMM, [], 5, [], [], api_name="/chat")
     finally:
         gen.fail = False
     assert "fake model failed" in chat_text(history) and "Traceback" not in chat_text(history)
-    history, _, _ = c.predict(CMM, [], 5, [], [], api_name="/chat")
+    history, _, _, _ = c.predict(CMM, [], 5, [], [], api_name="/chat")
     assert CMM_TITLE in chat_text(history)
 
 
@@ -232,7 +233,7 @@ def test_feedback_writes_a_record(app, server):
     demo = ui.create_ui(app, AnswerQueue(), IngestJobs(app), ServingSettings(), ([], []))
     state = ui._new_state()
     fn = next(f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "chat")
-    *_, (history, _, _, state) = fn(CMM, [], state, 5, [], [])
+    *_, (history, _, _, state, _) = fn(CMM, [], state, 5, [], [])
     on_like = next(f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "on_like")
     path = app.settings.data_dir / "feedback.jsonl"
     before = path.read_text().count("\n") if path.exists() else 0
@@ -269,3 +270,30 @@ def test_serve_prepare_ingests_an_empty_index(tmp_path):
         assert (s.host, s.port) == ("127.0.0.1", 8123)
         with pytest.raises(rag.RagError):
             serving_settings(a, port=0)
+
+
+def test_a_question_sent_while_an_answer_is_written_is_kept_with_a_note(app, server, monkeypatch):
+    """Issue: a question sent while the session's answer streamed was cleared from the box and never asked."""
+    import time
+
+    gen = app.generator
+    real, started = gen.stream, threading.Event()
+
+    def slow(messages, **kw):  # the fake model, at a CPU model's pace
+        started.set()
+        for piece in real(messages, **kw):
+            time.sleep(0.2)
+            yield piece
+
+    monkeypatch.setattr(gen, "stream", slow)
+    c = client(server)  # one session
+    job = c.submit(CMM, [], 5, [], [], api_name="/chat")
+    assert started.wait(60), "the first answer never reached the model"
+    *_, note = c.predict("What is NVLM?", [], 5, [], [], api_name="/chat")
+    assert note == ui.BUSY_NOTE  # not asked, not dropped: kept, and the user is told why
+    assert CMM_TITLE in chat_text(job.result()[0])  # the running answer is untouched
+    monkeypatch.setattr(gen, "stream", real)
+    history, _, box, note = c.predict("What is NVLM?", [], 5, [], [], api_name="/chat")
+    assert "NVLM" in chat_text(history) and note == ""  # sent again once it is done: answered
+    other = client(server)  # another session is never held up by this one
+    assert other.predict(CMM, [], 5, [], [], api_name="/chat")[3] == ""

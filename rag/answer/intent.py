@@ -3,7 +3,7 @@ emergency, a prompt injection; and its language.
 
 Rules, not a model: they are checked on every dev question (``tests/test_intent.py``), run in
 microseconds, and never send an emergency to a paper search. Off-topic requests are recognised
-later, from the corpus (``rag.answer.answerability``): whether a request is about the papers depends on
+later, from the corpus (``rag.answer.policy.decide`` on the ``rag.answer.answerability`` signals): whether a request is about the papers depends on
 what the papers cover.
 
 Example:

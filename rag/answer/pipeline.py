@@ -45,7 +45,7 @@ from rag.answer.result import ANSWER, EMERGENCY, EXTRACTIVE, INJECTION, LIST, OF
 from rag.answer.turn import Turn
 from rag.answer.writing import checked, generate, translate
 from rag.config import Settings
-from rag.errors import InputError
+from rag.errors import EmptyIndexError, InputError
 from rag.search.retrieval import Hit, Retrieval, check_query
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,8 @@ class Answerer:
 
     def __init__(self, settings: Settings, *, retrieve: Callable[..., Retrieval], search: Callable[..., list[Hit]], store,
                  generator: Callable, scorer: evidence.EvidenceScorer, model_id: str, shared_vector: bool):
-        self.settings, self.policy = settings.answer, settings.answer.policy
+        self.settings, self.policy, self.data_dir = settings.answer, settings.answer.policy, settings.data_dir
+        self._has_papers = False  # known once the index holds a paper (it never empties under a running App)
         self.retrieve, self.search, self.store, self.generator = retrieve, search, store, generator
         self.scorer, self.model_id, self.shared_vector = scorer, model_id, shared_vector
         self.vocabulary = answerability.CorpusVocabulary(store)
@@ -81,6 +82,7 @@ class Answerer:
             yield text
             yield turn.answer(intent.kind, text, reason=intent.kind)
             return
+        self._check_index()
         q, cited = self._parse(turn, intent, history)
         if q.kind == LIST:
             answer = self._list(q, turn, filters)
@@ -111,6 +113,7 @@ class Answerer:
         """No LLM: the ``sentences`` sentences of the top retrieved paper that best match the question
         (embedding cosine + word overlap). The baseline every later stage must beat."""
         turn = Turn(self._check(question), model="")
+        self._check_index()
         retrieval = self.retrieve(turn.question, k=k)
         papers = self._scored(Question(turn.question), retrieval.hits[:1], retrieval.vector)
         if not papers or not papers[0].sentences:
@@ -218,6 +221,15 @@ class Answerer:
         missing = answer.signals.get("missing") if answer.refusal_reason == "missing_terms" else None
         fixed = refusal(intent.language, missing) if answer.kind == REFUSAL else None
         return fixed or translate(self.generator(), answer.text, intent.language_name, keep_markers=True)
+
+    def _check_index(self) -> None:
+        """An empty index answers nothing: say so, and how to fill it (a refusal would blame the papers)."""
+        if not self._has_papers:
+            self._has_papers = self.store.count() > 0
+        if not self._has_papers:
+            raise EmptyIndexError(f"the index in {self.data_dir} holds no papers yet, so there is nothing to answer from: "
+                                  "add papers with `rag ingest` (the sample corpus, or `rag ingest PATHS` for your "
+                                  "files) or the chat page's \"Add papers\", then ask again")
 
     def _check(self, question: str) -> str:
         question = check_query(question)
