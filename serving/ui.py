@@ -43,6 +43,7 @@ HISTORY_TURNS = 20  # conversation turns kept per session
 # before it) and not dropped: it stays in the box with this note, to send when the answer is done or stopped.
 BUSY_NOTE = ("\u23f3 An answer is still being written, so your new question is kept in the box: press Enter or Ask "
              "again when it is done, or Stop it first.")
+READY_NOTE = "\u2705 The answer is done: the question kept in the box is ready to send (Enter or Ask)."
 
 
 class Sessions:
@@ -51,27 +52,35 @@ class Sessions:
     >>> s = Sessions()
     >>> s.start("a"), s.start("a"), s.start("b")
     (True, False, True)
-    >>> s.finish("a"); s.start("a")
+    >>> s.finish("a")  # True: a question was turned away meanwhile (it waits in the box)
     True
+    >>> s.start("a"), s.finish("a")
+    (True, False)
     """
 
     def __init__(self):
         import threading
 
         self._busy: set[str] = set()
+        self._turned_away: set[str] = set()
         self._lock = threading.Lock()
 
     def start(self, session: str) -> bool:
-        """Mark ``session`` as answering; False if it already is."""
+        """Mark ``session`` as answering; False if it already is (the caller keeps the question and says so)."""
         with self._lock:
             if session in self._busy:
+                self._turned_away.add(session)
                 return False
             self._busy.add(session)
             return True
 
-    def finish(self, session: str) -> None:
+    def finish(self, session: str) -> bool:
+        """The session's answer is done; returns whether a question was turned away while it ran."""
         with self._lock:
             self._busy.discard(session)
+            turned_away = session in self._turned_away
+            self._turned_away.discard(session)
+            return turned_away
 
 
 def _new_state() -> dict:
@@ -113,10 +122,14 @@ def create_ui(app, answer_queue, ingest_jobs, settings, facets: tuple[list[str],
         if not sessions.start(session):  # an answer of this session is being written: keep the question, say so
             yield gr.update(), gr.update(), gr.update(), gr.update(), BUSY_NOTE
             return
+        done = False
         try:
             yield from _chat(message, history, state, k, date_f, page_f)
+            done = True
         finally:
-            sessions.finish(session)
+            turned_away = sessions.finish(session)
+        if done and turned_away:  # the question the user sent meanwhile is still in the box: say it can go now
+            yield gr.update(), gr.update(), gr.update(), gr.update(), READY_NOTE
 
     def _chat(message: str, history: list, state: dict, k: float, date_f: list, page_f: list) -> Iterator[tuple]:
         """The answer of one accepted question: the box is emptied once, when it is taken; later updates leave the

@@ -291,7 +291,10 @@ def test_a_question_sent_while_an_answer_is_written_is_kept_with_a_note(app, ser
     assert started.wait(60), "the first answer never reached the model"
     *_, note = c.predict("What is NVLM?", [], 5, [], [], api_name="/chat")
     assert note == ui.BUSY_NOTE  # not asked, not dropped: kept, and the user is told why
-    assert CMM_TITLE in chat_text(job.result()[0])  # the running answer is untouched
+    first = job.result()
+    history = next(out[0] for out in reversed(job.outputs()) if isinstance(out[0], list))
+    assert CMM_TITLE in chat_text(history)  # the running answer is untouched ...
+    assert first[3] == ui.READY_NOTE  # ... and when it is done, the note says the kept question can go now
     monkeypatch.setattr(gen, "stream", real)
     history, _, box, note = c.predict("What is NVLM?", [], 5, [], [], api_name="/chat")
     assert "NVLM" in chat_text(history) and note == ""  # sent again once it is done: answered
