@@ -45,7 +45,7 @@ QUOTE = "CMM-Math contains over 28,000 high-quality samples across 12 grade leve
     ("Why is CMM-Math hard?", True),  # nothing to check: the evidence score decides
 ])
 def test_quotes_answer(question, answers):
-    assert quotes_answer(Question(question), [QUOTE]) is answers
+    assert quotes_answer(Question(question), [QUOTE], POLICY.quantity_window) is answers
 
 
 @pytest.mark.parametrize("question,quotes,answers", [
@@ -60,11 +60,11 @@ def test_quotes_answer(question, answers):
     ("What learning rate was used to pretrain 4M?", "We propose 4M, a training scheme.", False),
 ])
 def test_quotes_answer_question_forms(question, quotes, answers):
-    assert quotes_answer(Question(question), [quotes]) is answers
+    assert quotes_answer(Question(question), [quotes], POLICY.quantity_window) is answers
 
 
 def test_quotes_answer_needs_a_number_for_how_many():
-    assert not quotes_answer(Question("How many problems are there?"), ["The problems come with detailed solutions."])
+    assert not quotes_answer(Question("How many problems are there?"), ["The problems come with detailed solutions."], POLICY.quantity_window)
 
 
 def test_the_quantity_window_is_the_policys():

@@ -121,7 +121,7 @@ def _stem(word: str) -> str:
     return w
 
 
-def quotes_answer(q: Question, quotes: list[str], window: int = 4) -> bool:
+def quotes_answer(q: Question, quotes: list[str], window: int) -> bool:
     """Do the quotes hold the thing the question asks for? Gates the extractive fallback: when the model
     declined, quoting the best sentences only helps if they state what was asked.
 
@@ -136,11 +136,11 @@ def quotes_answer(q: Question, quotes: list[str], window: int = 4) -> bool:
     * "Which X ...", "How does ...", "Why ...": a name or a description is asked for; not checked
       (the evidence score decides).
 
-    >>> quotes_answer(Question("How many parameters does CoLVA have?"), ["CoLVA reaches 51.06% accuracy on MMVM."])
+    >>> quotes_answer(Question("How many parameters does CoLVA have?"), ["CoLVA reaches 51.06% accuracy on MMVM."], 4)
     False
-    >>> quotes_answer(Question("How many long videos are in SceneWalk?"), ["SceneWalk has 87.8K long videos."])
+    >>> quotes_answer(Question("How many long videos are in SceneWalk?"), ["SceneWalk has 87.8K long videos."], 4)
     True
-    >>> quotes_answer(Question("What dropout rate does Symile use?"), ["Symile's objective is a lower bound on total correlation."])
+    >>> quotes_answer(Question("What dropout rate does Symile use?"), ["Symile's objective is a lower bound on total correlation."], 4)
     False
     """
     text = " ".join(quotes)

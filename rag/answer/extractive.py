@@ -21,14 +21,14 @@ Example:
     ...              ranked=lambda: sorted(range(len(scores)), key=lambda i: -scores[i]))
     >>> mio = paper("MIO: tokens", "MIO is big. MIO has four training stages.", [0.2, 0.9])
     >>> kd = paper("LLaVA-KD: distilling", "LLaVA-KD uses three stages. It is small.", [0.8, 0.1])
-    >>> parts = fallback(Question("How are MIO and LLaVA-KD trained?"), [(mio, [0, 1]), (kd, [0, 1])])
+    >>> parts = fallback(Question("How are MIO and LLaVA-KD trained?"), [(mio, [0, 1]), (kd, [0, 1])], n=2)
     >>> [(n, i) for n, i in parts]
     [(0, [0, 1]), (1, [0])]
     >>> text, cites = quote_answer([(mio, [0, 1]), (kd, [0, 1])], parts)
     >>> text
     '“MIO is big.” [1] “MIO has four training stages.” [1] “LLaVA-KD uses three stages.” [2]'
     >>> big = paper("CMM-Math: math", "CMM-Math is Chinese. It is hard. It has 28,000 samples.", [0.9, 0.8, 0.5])
-    >>> fallback(Question("How large is CMM-Math?"), [(big, [0, 1, 2])], holds=lambda t: any("28,000" in x for x in t))
+    >>> fallback(Question("How large is CMM-Math?"), [(big, [0, 1, 2])], holds=lambda t: any("28,000" in x for x in t), n=2)
     [(0, [0, 2])]
 """
 
@@ -48,7 +48,7 @@ def _best(paper, idx: list[int], n: int) -> list[int]:
     return sorted([i for i in paper.ranked() if i in idx][:n])
 
 
-def fallback(q: Question, selection: list, holds=None, n: int = 2) -> list[tuple[int, list[int]]]:
+def fallback(q: Question, selection: list, holds=None, *, n: int) -> list[tuple[int, list[int]]]:
     """(selection index, sentence indexes) to quote: the first paper's ``n`` best selected sentences
     (``answer.policy.fallback_quotes``),
     then the best one of each other paper the question names. ``holds(texts)``: whether quotes hold what

@@ -54,11 +54,11 @@ def mentions(text: str, name: str) -> bool:
     return re.search(r"(?<!\w)" + re.escape(name.lower()) + r"(?![a-z])", text) is not None
 
 
-def specific_names(criterion: Question, texts: list[str], share: float = 0.5) -> list[str]:
+def specific_names(criterion: Question, texts: list[str], share: float) -> list[str]:
     """The criterion's names (``Question.distinctive_terms``: datasets, models, methods) that single out
     papers: not research vocabulary, and mentioned by at most ``share`` of the candidates' lower-cased ``texts``.
 
-    >>> specific_names(Question("report results on MMMU with LLMs such as GPT"), ["a: results on mmmu with llms.", "b: llms.", "c: llms."])
+    >>> specific_names(Question("report results on MMMU with LLMs such as GPT"), ["a: results on mmmu with llms.", "b: llms.", "c: llms."], 0.5)
     ['MMMU']
     """
     terms = [t for t in criterion.distinctive_terms() if t.lower() not in RESEARCH_WORDS]

@@ -164,7 +164,7 @@ class Answerer:
         parts, quotes_hold = [], False
         if not (found and result.citations):  # what the quotes alone would say
             holds = lambda texts: answerability.quotes_answer(q, texts, self.policy.quantity_window)  # noqa: E731
-            parts = extractive.fallback(q, selection, holds, self.policy.fallback_quotes)
+            parts = extractive.fallback(q, selection, holds, n=self.policy.fallback_quotes)
             quotes_hold = q.mentioned_by(selection[0][0]) and holds(extractive.texts(selection, parts))
         decision = decide(Outcome(signals, found=found, cited=bool(result.citations), quotes_hold=quotes_hold), self.policy)
         if decision.route == EXTRACTIVE:
