@@ -215,13 +215,18 @@ class App:
     def answerer(self):
         from rag.answer.evidence import EvidenceScorer
         from rag.answer.pipeline import Answerer
+        from rag.search.rerank import build_reranker
 
         with self._lock:
             if self._answerer is None:
                 scorer = EvidenceScorer(self.evidence_embedder, self.settings.answer.policy)
+                fb = self.settings.retrieval.feedback
+                feedback = (lambda r, k, filters: self.retriever.feedback(r, fb.docs, fb.weight, k, filters)) if fb.enabled else None
                 self._answerer = Answerer(self.settings, retrieve=self.retrieve, search=self.search, store=self.locked_store,
                                           generator=lambda: self.generator, scorer=scorer, model_id=self.generator_id(),
-                                          shared_vector=scorer.embedder is self.embedder)
+                                          shared_vector=scorer.embedder is self.embedder,
+                                          reranker=build_reranker(self.settings.rerank, lambda: self.generator),
+                                          feedback=feedback)
             return self._answerer
 
     def warm_up(self) -> dict:

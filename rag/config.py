@@ -92,6 +92,14 @@ class StoreSettings(_Section):
     payload_on_disk: bool = Field(True, description="Keep payloads (titles, texts, pages) on disk instead of in RAM.")
 
 
+class FeedbackSettings(_Section):
+    """A second search round when the first one's evidence is weak (pseudo-relevance feedback, no LLM)."""
+
+    enabled: bool = Field(False, description="Search again when the first round's best evidence is under answer.policy.second_round_below.")
+    docs: int = Field(3, ge=1, le=20, description="The first round's top hits whose vectors are mixed into the query.")
+    weight: float = Field(0.5, ge=0, le=10, description="Rocchio: the new query vector = query + this x the mean of those hits' vectors (then normalised).")
+
+
 class RetrievalSettings(_Section):
     mode: Literal["hybrid", "dense", "sparse"] = Field("hybrid", description="hybrid = dense + BM25 fused with RRF inside Qdrant.")
     k: int = Field(5, ge=1, le=100, description="Hits returned by search / sources given to the LLM.")
@@ -100,11 +108,25 @@ class RetrievalSettings(_Section):
     dense_weight: float = Field(1.0, gt=0, description="RRF weight of the dense prefetch: it divides the rank, 1 / (rank / w + k - 1), so at rrf_k 60 it changes little.")
     sparse_weight: float = Field(1.0, gt=0, description="RRF weight of the BM25 prefetch.")
     one_per_paper: bool = Field(True, description="Return at most one hit (the best chunk) per paper.")
+    feedback: FeedbackSettings = Field(default_factory=FeedbackSettings, description="A second round when the evidence is weak.")
     fusion: Literal["rrf", "auto"] = Field(
         "rrf", description="Hybrid fusion: rrf = always dense + BM25; auto = dense alone when the question names nothing "
         "(no acronym, CamelCase or mixed letters-digits token): a paraphrase shares no distinctive words with its "
         "paper, so BM25 adds only wrong papers. With all-mpnet-base-v2 (cpu-mpnet) it lifts the dev set's hard "
         "paraphrases; with all-MiniLM-L6-v2 it does not help (bench/semantic.py, eval/RESULTS.md).")
+
+
+class RerankSettings(_Section):
+    """A second look at retrieval's first hits, question and paper read together (rag.search.rerank)."""
+
+    backend: Literal["none", "cross-encoder", "llm"] = Field(
+        "none", description="none = retrieval's order (CPU default); cross-encoder = a sentence-transformers CrossEncoder "
+        "by name (Hugging Face) or path; llm = the answer model asked yes/no per paper, scored by P(yes).")
+    model: str = Field("BAAI/bge-reranker-v2-m3", description="cross-encoder: Hugging Face name or local folder.")
+    top_n: int = Field(5, ge=2, le=100, description="Retrieval's first hits that are re-ordered (the rest keep their places after them).")
+    batch_size: int = Field(16, ge=1, le=1024, description="cross-encoder: pairs scored per batch.")
+    max_length: int = Field(512, ge=16, le=8192, description="cross-encoder: tokens read of each (question, paper) pair.")
+    device: str = Field("auto", description="cross-encoder: 'auto', 'cpu' or 'cuda'.")
 
 
 class GenerationSettings(_Section):
@@ -169,9 +191,10 @@ class AnswerPolicy(_Section):
     runner_up_share: float = Field(0.5, ge=0, le=1, description="Beyond the best sentence of each part, a paper's sentence is quoted only if it scores at least this share of the paper's best.")
     # -- answerability: the refusal rule (rag.answer.policy.decide)
     min_evidence: float = Field(0.30, ge=0, description="Best evidence score under this (and no paper named by the question): not answerable.")
+    second_round_below: float = Field(0.30, ge=0, description="With retrieval.feedback.enabled: a first round whose best evidence is under this searches again (the round with the stronger evidence is kept).")
     confident_evidence: float = Field(0.30, ge=0, description="At or above: answer from the quotes (the extractive fallback) when the model declines or writes nothing supported.")
-    off_topic_unknown: float = Field(0.34, ge=0, le=1, description="A request without research vocabulary whose words are this share or more unknown to the corpus is off-topic.")
-    off_topic_dense: float = Field(0.30, ge=-1, le=1, description=f"A request without research vocabulary and no chunk this close (retrieval {MINILM}) is off-topic.")
+    off_topic_closeness: float = Field(0.3145, ge=-1, le=1, description=f"A request without research vocabulary whose closest retrieved chunk is under this ({MINILM} of the question and the chunk's title + text) is off-topic; fitted by `bench/semantic.py --fit-off-topic` (dev, 17 off-topic requests and 27 questions about the papers without research vocabulary: 0.10-0.30 and 0.33 up, no error).")
+    closeness_hits: int = Field(5, ge=1, le=100, description="When the evidence model does not retrieve (cpu-mpnet, gpu): how close the corpus is to a question is its cosine to this many top hits.")
     quantity_window: int = Field(4, ge=0, le=50, description="'How many X': the quotes answer when a number stands within this many words of X's head noun.")
     # -- citations: an answer sentence is kept only with a quote that supports it
     attribution_threshold: float = Field(0.3, ge=0, le=1, description="Minimum support between an answer sentence and its quote (support_lexical x word overlap + support_cosine x cosine); weaker sentences are dropped.")
@@ -244,6 +267,7 @@ class Settings(_Section):
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings, description="Dense embedding model.")
     store: StoreSettings = Field(default_factory=StoreSettings, description="Qdrant backend.")
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings, description="Search behaviour.")
+    rerank: RerankSettings = Field(default_factory=RerankSettings, description="Reranking retrieval's first hits.")
     generation: GenerationSettings = Field(default_factory=GenerationSettings, description="Answer-generating LLM.")
     answer: AnswerSettings = Field(default_factory=AnswerSettings, description="Prompting, citation and refusal.")
     serving: ServingSettings = Field(default_factory=ServingSettings, description="The server: chat UI and OpenAI-compatible HTTP API on one port.")

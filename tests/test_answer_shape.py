@@ -41,7 +41,7 @@ def test_a_translated_question_counts_only_names_as_distinctive():
 def test_every_policy_number_is_described_in_minilm_units_where_it_is_a_similarity():
     for name, field in AnswerPolicy.model_fields.items():
         assert field.description and len(field.description) > 20, name
-    assert "all-minilm-l6-v2 cosine" in AnswerPolicy.model_fields["off_topic_dense"].description
+    assert "all-minilm-l6-v2 cosine" in AnswerPolicy.model_fields["off_topic_closeness"].description
 
 
 def test_the_keys_that_moved_into_the_policy_still_work_and_unknown_ones_fail():

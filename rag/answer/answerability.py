@@ -10,6 +10,9 @@ Signals (``Signals``), all cheap; ``rag.answer.policy.decide`` turns them into t
   (a recipe or a weather question is mostly unknown words).
 * ``best_evidence``: the best sentence score of the retrieved papers (``rag.answer.evidence``).
 * ``best_dense``: the retrieval cosine of the closest chunk.
+* ``closest``: the same closeness in the evidence model's units (``best_dense`` when that model retrieves, else
+  its cosine of the question and the top hits' title + chunk, ``EvidenceScorer.closeness``): nothing in the
+  corpus is near an off-topic request.
 * ``name_match``: a name from the question appears in a retrieved paper's title (a look-up such as
   "What is SPIQA?" is answerable whatever the cosine says).
 * ``asked_missing``: for a question that names a paper found in the index ("What licence does
@@ -41,6 +44,7 @@ class Signals:
     unknown_share: float = 0.0
     best_evidence: float = 0.0
     best_dense: float | None = None
+    closest: float = 0.0  # best_dense in answer.evidence_model's units (see the module docstring)
     name_match: bool = False
     asked_missing: list[str] = field(default_factory=list)  # what a question naming a paper asks for, absent from it
     topical: bool = True
@@ -87,7 +91,7 @@ class CorpusVocabulary:
         return any(key in flat(f"{h.payload.get('title', '')} {h.payload.get('text', '')}") for h in hits)
 
 
-def signals(q: Question, sources, best_dense: float | None, vocabulary: CorpusVocabulary) -> Signals:
+def signals(q: Question, sources, best_dense: float | None, vocabulary: CorpusVocabulary, closest: float = 0.0) -> Signals:
     """The answerability signals of a question and its scored sources (``rag.answer.evidence``). For a
     translated question only names and acronyms count as distinctive (``Question.distinctive_terms``)."""
     words = list(dict.fromkeys(q.content_words))
@@ -106,6 +110,7 @@ def signals(q: Question, sources, best_dense: float | None, vocabulary: CorpusVo
         unknown_share=len(unknown) / len(words) if words else 1.0,
         best_evidence=max((p.best for p in sources), default=0.0),
         best_dense=best_dense,
+        closest=closest,
         name_match=bool(named),
         asked_missing=asked_missing,
         topical=any(w in RESEARCH_WORDS for w in words) or bool(q.names),

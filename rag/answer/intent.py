@@ -41,6 +41,9 @@ _URGENT = re.compile(r"\b(just|now|right now|what do i do|what should i do|help|
                      r"how (much|many) (is|are) (dangerous|too much|safe|lethal))\b", _I)
 
 _INJECTION = re.compile(
+    # an order to ignore the rules is an imperative, so its verb opens a clause ("Ignore all ...", "[NOTE: disregard
+    # ..."); "chatbots ignore instructions like 'answer in one word'" describes models and is a question
+    r"(?:^|[.!?:;,\[(\"'\n]\s*|\b(?:please|now|just|and|then|so|also)\s+)"
     r"(ignore|disregard|forget|override)\s+(all\s+|any\s+|the\s+|your\s+|of\s+)*(previous|prior|above|earlier|preceding|"
     r"your|system|these|those)?\s*(instructions|rules|prompt|guidelines|directions)"
     r"|(system|hidden|initial|original|developer)\s+(prompt|instructions|message)"

@@ -32,6 +32,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from rag.answer import answerability, evidence, extractive, lists
 from rag.answer.citations import Attributor
@@ -46,24 +47,41 @@ from rag.answer.turn import Turn
 from rag.answer.writing import checked, generate, translate
 from rag.config import Settings
 from rag.errors import EmptyIndexError, InputError
+from rag.search.rerank import NoReranker, Reranker
 from rag.search.retrieval import Hit, Retrieval, check_query
 
 log = logging.getLogger(__name__)
 CLOSED_BOOK_TOKENS = 120  # 1-3 sentences; the baseline need not pay for long answers
 
 
+@dataclass
+class Gathered:
+    """What ``Answerer.gather`` found for a question, before the model writes."""
+
+    retrieval: Retrieval
+    hits: list[Hit]  # retrieval's hits, plus the papers the conversation cited and those the question names
+    papers: list[evidence.SourcePaper]  # the candidates, whole abstracts scored sentence by sentence
+    signals: answerability.Signals
+    decision: Decision  # generate, or refuse / off-topic (and why)
+    selection: list[tuple[evidence.SourcePaper, list[int]]]  # the papers and sentences shown to the model (generate only)
+
+
 class Answerer:
     """Turns questions into Answers. Its components are given, not looked up: ``retrieve`` and ``search`` (the
     App's), ``store`` (the App's locked store), ``generator`` (a zero-argument callable: the model is built on first
     use), ``scorer`` (an ``EvidenceScorer``); ``shared_vector``: the scorer embeds with the retrieval model, so the
-    query vector of retrieval can be reused."""
+    query vector of retrieval can be reused; ``reranker`` (``rag.search.rerank``; none: retrieval's order) and
+    ``feedback`` (the second search round when the evidence is weak; none: one round)."""
 
     def __init__(self, settings: Settings, *, retrieve: Callable[..., Retrieval], search: Callable[..., list[Hit]], store,
-                 generator: Callable, scorer: evidence.EvidenceScorer, model_id: str, shared_vector: bool):
+                 generator: Callable, scorer: evidence.EvidenceScorer, model_id: str, shared_vector: bool,
+                 reranker: Reranker | None = None, feedback: Callable[..., Retrieval] | None = None):
         self.settings, self.policy, self.data_dir = settings.answer, settings.answer.policy, settings.data_dir
         self._has_papers = False  # known once the index holds a paper (it never empties under a running App)
         self.retrieve, self.search, self.store, self.generator = retrieve, search, store, generator
         self.scorer, self.model_id, self.shared_vector = scorer, model_id, shared_vector
+        self.reranker = reranker or NoReranker()
+        self.feedback = feedback  # (first Retrieval, k, filters) -> the second round's Retrieval; None: one round
         self.vocabulary = answerability.CorpusVocabulary(store)
         self.followups = FollowUps(store, search, generator, self.settings.history_turns)
 
@@ -144,20 +162,48 @@ class Answerer:
         kind = intent.kind if standalone == turn.question else classify(standalone).kind
         return Question(standalone, kind=LIST if kind == LIST else "question", language=intent.language), cited
 
-    def _answer(self, q: Question, turn: Turn, k, filters, cited: list[str], stream: bool, cancel):
+    def gather(self, q: Question, k: int | None = None, filters: dict | None = None, cited: list[str] | None = None,
+               timings: dict | None = None) -> Gathered:
+        """Everything before the model: retrieval, the candidate papers scored, the signals, the first decision and
+        (when it says generate) the selected quotes. No LLM: ``bench/semantic.py`` measures this step alone."""
+        cited = cited or []
+        timings = {} if timings is None else timings
         r = self.retrieve(q.text, k=k, filters=filters)
-        turn.timings.update(embed_ms=r.embed_ms, search_ms=r.search_ms, retrieval_ms=r.embed_ms + r.search_ms)
-        with turn.timed("evidence_ms", 1000):
-            hits = evidence.with_named(q, self.followups.with_cited(r.hits, cited),
-                                       lambda name: self.search(name, k=3, filters=filters, mode="sparse"))
-            papers = self._scored(q, evidence.candidates(q, hits, max(self.settings.llm_sources, len(cited) + 1)), r.vector)
-            signals = answerability.signals(q, papers, r.best_dense, self.vocabulary)
-        turn.sources, turn.signals = _sources(papers, hits), signals.to_dict()
+        timings.update(embed_ms=r.embed_ms, search_ms=r.search_ms, retrieval_ms=r.embed_ms + r.search_ms)
+        g = self._round(q, r, filters, cited, timings)
+        if self.feedback is not None and g.signals.best_evidence < self.policy.second_round_below:
+            t = time.perf_counter()
+            second = self.feedback(r, k, filters)
+            timings["feedback_ms"] = (time.perf_counter() - t) * 1000
+            g2 = self._round(q, second, filters, cited, timings)
+            timings["second_round"] = g2.signals.best_evidence > g.signals.best_evidence
+            if timings["second_round"]:  # the round whose evidence is stronger
+                g = g2
+        return g
+
+    def _round(self, q: Question, r: Retrieval, filters, cited: list[str], timings: dict) -> Gathered:
+        """One round of ``gather``: rerank retrieval's hits, score the candidates, decide, select."""
+        t = time.perf_counter()
+        r.hits = self.reranker.rerank(q.text, r.hits)
+        timings["rerank_ms"] = timings.get("rerank_ms", 0.0) + (time.perf_counter() - t) * 1000
+        t = time.perf_counter()
+        hits = evidence.with_named(q, self.followups.with_cited(r.hits, cited),
+                                   lambda name: self.search(name, k=3, filters=filters, mode="sparse"))
+        papers = self._scored(q, evidence.candidates(q, hits, max(self.settings.llm_sources, len(cited) + 1)), r.vector)
+        closest = self._closeness(q, r)
+        signals = answerability.signals(q, papers, r.best_dense, self.vocabulary, closest)
         decision = decide(Outcome(signals), self.policy)
-        if decision.route != GENERATE:
-            return self._refusal(turn, decision, hits)
-        selection = evidence.select(papers, q, self.policy, self.settings.llm_sources)
-        turn.sources = _sources([p for p, _ in selection], turn.sources)
+        selection = evidence.select(papers, q, self.policy, self.settings.llm_sources) if decision.route == GENERATE else []
+        timings["evidence_ms"] = timings.get("evidence_ms", 0.0) + (time.perf_counter() - t) * 1000
+        return Gathered(r, hits, papers, signals, decision, selection)
+
+    def _answer(self, q: Question, turn: Turn, k, filters, cited: list[str], stream: bool, cancel):
+        g = self.gather(q, k, filters, cited, turn.timings)
+        hits, papers, signals, selection = g.hits, g.papers, g.signals, g.selection
+        turn.sources, turn.signals = _sources(papers, hits), signals.to_dict()
+        if g.decision.route != GENERATE:
+            return self._refusal(turn, g.decision, hits)
+        turn.sources = answer_sources(g)
         yield Sources(turn.sources, q.text)  # shown while the model writes
         att, found = yield from self._write(q, selection, papers, turn, stream, cancel)
         result = att.result()
@@ -216,6 +262,13 @@ class Answerer:
     def _scored(self, q: Question, hits: list[Hit], vector) -> list[evidence.SourcePaper]:
         return self.scorer.score(q, evidence.load_sources(self.store, hits), vector if self.shared_vector else None)
 
+    def _closeness(self, q: Question, r: Retrieval) -> float:
+        """How close the corpus is to the question, in the evidence model's units: retrieval's best dense cosine when
+        the evidence model retrieves, else the evidence model's cosine of the question and the top hits."""
+        if self.shared_vector and r.best_dense is not None:
+            return r.best_dense
+        return self.scorer.closeness(q, r.hits[:self.policy.closeness_hits])
+
     def _in_language(self, answer: Answer, intent: Intent) -> str:
         """The answer's text in the question's language: fixed wording for refusals where we have it."""
         missing = answer.signals.get("missing") if answer.refusal_reason == "missing_terms" else None
@@ -242,6 +295,11 @@ def _with_abstract(p: evidence.SourcePaper) -> Hit:
     """The paper's hit with the whole abstract as its text (what the answer was made from)."""
     h = p.hit
     return Hit(h.title, h.score, p.abstract, h.paper_id, h.chunk, h.pages, h.metadata)
+
+
+def answer_sources(g: Gathered) -> list[Hit]:
+    """The sources of an answer: the papers shown to the model (whole abstracts), then the other candidates and hits."""
+    return _sources([p for p, _ in g.selection], _sources(g.papers, g.hits))
 
 
 def _sources(papers: list[evidence.SourcePaper], rest: list[Hit]) -> list[Hit]:

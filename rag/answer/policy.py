@@ -5,10 +5,11 @@
 evidence: generate or refuse; after the model: its answer, the quotes, or a refusal) and once on the list path; it
 never decides by itself. The rule, in order:
 
-1. A request without research vocabulary that is off the corpus (mostly unknown words, no close chunk, or a
-   missing name) is off-topic.
+1. A request without research vocabulary that nothing in the corpus is close to (``closest`` under
+   ``off_topic_closeness``) is off-topic. Everyday words are not off-topic by themselves: a problem told in a
+   newcomer's words lies close to its paper, and words the corpus lacks (a typo, "squashed") count for nothing.
 2. A distinctive term of the question (a name, an acronym) that occurs nowhere in the corpus: refuse, saying so.
-3. Evidence under ``min_evidence``, and no paper named by the question: refuse (off-topic if not topical).
+3. Evidence under ``min_evidence``, and no paper named by the question: refuse.
 4. Not generated yet: generate.
 5. The model found the answer and a sentence of it passed the citation check: the answer.
 6. Otherwise (the model declined, or nothing it wrote is supported): the quotes themselves, when the evidence
@@ -21,8 +22,12 @@ Example:
     >>> from rag.answer.answerability import Signals
     >>> from rag.config import AnswerPolicy
     >>> p = AnswerPolicy()
-    >>> decide(Outcome(Signals(best_evidence=0.5, best_dense=0.6)), p).route
+    >>> decide(Outcome(Signals(best_evidence=0.5, closest=0.6)), p).route
     'generate'
+    >>> decide(Outcome(Signals(best_evidence=0.2, closest=0.2, topical=False)), p).route  # nothing near: off-topic
+    'off_topic'
+    >>> decide(Outcome(Signals(best_evidence=0.2, closest=0.5, topical=False)), p).reason  # near a paper: a refusal
+    'weak_evidence'
     >>> decide(Outcome(Signals(best_evidence=0.5, missing=["FlashAttention-3"])), p)
     Decision(route='refusal', reason='missing_terms', note='The indexed papers do not mention FlashAttention-3.')
     >>> decide(Outcome(Signals(best_evidence=0.5), found=False, quotes_hold=True), p)
@@ -66,14 +71,12 @@ def decide(o: Outcome, policy: AnswerPolicy) -> Decision:
     if o.listed is not None:
         return Decision(LIST) if o.listed else Decision(REFUSAL, "weak_evidence")
     s = o.signals
-    off_corpus = s.unknown_share >= policy.off_topic_unknown or (s.best_dense or 0.0) < policy.off_topic_dense or s.missing
-    if not s.topical and off_corpus:
+    if not s.topical and s.closest < policy.off_topic_closeness:
         return Decision(OFF_TOPIC, "off_topic")
     if s.missing:
         return Decision(REFUSAL, "missing_terms", explain("missing_terms", s))
     if s.best_evidence < policy.min_evidence and not s.name_match:
-        reason = "weak_evidence" if s.topical else "off_topic"
-        return Decision(REFUSAL if s.topical else OFF_TOPIC, reason, explain(reason, s))
+        return Decision(REFUSAL, "weak_evidence", explain("weak_evidence", s))
     if o.found is None:
         return Decision(GENERATE)
     if o.found and o.cited:

@@ -14,6 +14,8 @@ Example:
     'helloworld'
     >>> Echo().count_tokens("twelve chars")
     3
+    >>> Echo().yes_probability([[{"role": "user", "content": "Yes indeed"}], [{"role": "user", "content": "No"}]])
+    [1.0, 0.0]
 """
 
 from __future__ import annotations
@@ -55,6 +57,15 @@ class Generator(ABC):
         """The whole answer as one string."""
         return "".join(self.stream(messages, **kw))
 
+    def yes_probability(self, prompts: list[list[dict]]) -> list[float]:
+        """For each chat prompt (a yes/no question), the probability that the model's answer is yes.
+
+        This default asks for one token and reads it (1.0 yes, 0.0 otherwise): coarse, but every backend has it.
+        llama.cpp and transformers override it with the probabilities of the first token (yes against no).
+        """
+        return [1.0 if self.complete(m, max_new_tokens=2, temperature=0.0).strip().lower().startswith("yes") else 0.0
+                for m in prompts]
+
     def count_tokens(self, text: str) -> int:
         """Approximate token count, for prompt budgeting (backends override with the real tokenizer)."""
         return len(text) // 4
@@ -73,6 +84,24 @@ class Generator(ABC):
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def yes_share(logprobs: dict[str, float]) -> float:
+    """P(yes) / (P(yes) + P(no)) from the first token's candidates (token text -> log probability; "Yes", " yes"
+    and "YES" count alike); 0.5 when neither is among them.
+
+    >>> round(yes_share({"No": -0.48, "Yes": -1.01, "yes": -5.3, "Answer": -7.1}), 3)
+    0.374
+    """
+    import math
+
+    mass = {"yes": 0.0, "no": 0.0}
+    for token, lp in logprobs.items():
+        word = token.strip().lower()
+        if word in mass:
+            mass[word] += math.exp(lp)
+    total = mass["yes"] + mass["no"]
+    return mass["yes"] / total if total else 0.5
 
 
 def validate_messages(messages: list[dict]) -> list[dict]:

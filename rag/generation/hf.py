@@ -230,6 +230,33 @@ class TransformersGenerator(Generator):
                     raise GenerationError(f"out of GPU memory while generating: {OOM_REMEDY}") from None
                 raise GenerationError(f"generation failed: {type(err).__name__}: {err}") from err
 
+    def yes_probability(self, prompts: list[list[dict]], batch_size: int = 16) -> list[float]:
+        """P(yes) against P(no) of each prompt's next token, from one batched forward pass per ``batch_size`` prompts
+        (left-padded, so the last position is every prompt's next token)."""
+        import torch
+
+        tok = self.tokenizer
+        ids = {w: sorted({tok.encode(v, add_special_tokens=False)[0] for v in (w, w.capitalize(), " " + w, " " + w.capitalize())})
+               for w in ("yes", "no")}
+        out: list[float] = []
+        with self._lock:
+            if self.model is None:
+                raise GenerationError("this generator was closed; build a new one")
+            side, tok.padding_side = tok.padding_side, "left"
+            if tok.pad_token_id is None:
+                tok.pad_token_id = tok.eos_token_id
+            try:
+                for start in range(0, len(prompts), batch_size):
+                    texts = [self._prompt_text(validate_messages(m)) for m in prompts[start:start + batch_size]]
+                    batch = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.model.device)
+                    with torch.inference_mode(), attention_kernels(self.model.device.type):
+                        probs = self.model(**batch).logits[:, -1, :].float().softmax(-1)
+                    yes, no = probs[:, ids["yes"]].sum(-1), probs[:, ids["no"]].sum(-1)
+                    out += (yes / (yes + no).clamp_min(1e-12)).tolist()
+            finally:
+                tok.padding_side = side
+        return out
+
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from rag.config import GenerationSettings
 from rag.errors import GenerationError, MissingExtraError
-from rag.generation.base import Generator, validate_messages
+from rag.generation.base import Generator, validate_messages, yes_share
 from rag.models import PYPI_MODELS, resolve_gguf
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,22 @@ class LlamaCppGenerator(Generator):
             request["response_format"] = {"type": "json_schema", "json_schema": {"schema": json_schema}}
         return self._stream(request, stats if stats is not None else {})
 
-    def _stream(self, request: dict, stats: dict) -> Iterator[str]:
+    def yes_probability(self, prompts: list[list[dict]]) -> list[float]:
+        """P(yes) of each prompt's first token, from llama.cpp's top log probabilities (one token generated each)."""
+        out = []
+        for messages in prompts:
+            request = {"messages": validate_messages(messages), "max_tokens": 1, "temperature": 0.0, "seed": self.settings.seed,
+                       "cache_prompt": self.settings.cache_prompt, "stream": True, "logprobs": True, "top_logprobs": 10}
+            first: dict[str, float] = {}
+            for chunk in self._stream(request, {}, raw=True):
+                for choice in chunk.get("choices", ()):
+                    for tok in (choice.get("logprobs") or {}).get("content") or ():
+                        if not first:
+                            first = {t["token"]: t["logprob"] for t in tok.get("top_logprobs", ())}
+            out.append(yes_share(first))
+        return out
+
+    def _stream(self, request: dict, stats: dict, raw: bool = False) -> Iterator:
         with self._slots:
             with self._lock:
                 server = self._server
@@ -122,13 +137,14 @@ class LlamaCppGenerator(Generator):
                     raise GenerationError("this generator was closed; build a new one")
                 self._running += 1
             try:
-                yield from self._generate(server, request, stats)
+                yield from self._generate(server, request, stats, raw)
             finally:
                 with self._lock:
                     self._running -= 1
                     self._idle.notify_all()
 
-    def _generate(self, server, request: dict, stats: dict) -> Iterator[str]:
+    def _generate(self, server, request: dict, stats: dict, raw: bool = False) -> Iterator:
+        """The text pieces of the reply (``raw``: the server's chunks themselves)."""
         chunks: queue.Queue = queue.Queue()
         stop = threading.Event()
 
@@ -154,6 +170,9 @@ class LlamaCppGenerator(Generator):
                     raise GenerationError(f"llama.cpp rejected the request: {chunk}")
                 if (msg := _error_message(chunk)) is not None:
                     raise GenerationError(f"llama.cpp error: {msg}")
+                if raw:
+                    yield chunk
+                    continue
                 if "prompt_progress" in chunk:  # one step of reading the prompt: the caller may close us here
                     stats["prompt_steps"] = stats.get("prompt_steps", 0) + 1
                     yield ""

@@ -65,7 +65,8 @@ class Retriever:
         self.settings = settings
 
     def search(self, query: str, k: int | None = None, filters: dict | None = None, mode: str | None = None,
-               one_per_paper: bool | None = None) -> Retrieval:
+               one_per_paper: bool | None = None, vector: list[float] | None = None) -> Retrieval:
+        """``vector``: the dense query vector to search with instead of the query's embedding (``feedback``)."""
         query = check_query(query)
         s = self.settings
         k = s.k if k is None else k
@@ -78,7 +79,7 @@ class Retriever:
         if not 1 <= k <= 1000:
             raise InputError(f"k must be between 1 and 1000, got {k}")
         t0 = time.perf_counter()
-        dense = None if mode == "sparse" else self.embedder.embed_query(query)
+        dense = None if mode == "sparse" else vector if vector is not None else self.embedder.embed_query(query)
         t1 = time.perf_counter()
         sparse = sparse_query(query)
         limit = k * 4 if per_paper else k  # several chunks of one paper may rank together
@@ -103,6 +104,23 @@ class Retriever:
         return Retrieval(query, hits, best, (t1 - t0) * 1000, (t2 - t1) * 1000, dense)
 
 
+    def feedback(self, first: Retrieval, docs: int, weight: float, k: int | None = None,
+                 filters: dict | None = None) -> Retrieval:
+        """A second round: the query vector moved toward the first round's top ``docs`` hits (``rocchio``), searched
+        again (BM25 still reads the question's words). No LLM: one batch of ``docs`` chunks embedded."""
+        if first.vector is None or not first.hits:
+            return first
+        t0 = time.perf_counter()
+        vectors = self.embedder.embed_documents([f"{h.title}. {h.text}" for h in first.hits[:docs]], progress=False)
+        moved = rocchio(first.vector, vectors, weight)
+        embed_ms = (time.perf_counter() - t0) * 1000
+        second = self.search(first.query, k=k or len(first.hits), filters=filters, vector=moved)
+        second.embed_ms += embed_ms + first.embed_ms
+        second.search_ms += first.search_ms
+        second.best_dense = first.best_dense  # closeness of the question itself, for the refusal rule
+        second.vector = first.vector
+        return second
+
     def _keep(self, stored: list, k: int, per_paper: bool) -> list:
         """The first k hits in rank order; with ``per_paper`` only each paper's first, reading paper ids in batches."""
         if not per_paper:
@@ -120,6 +138,22 @@ class Retriever:
                 if len(kept) == k:
                     return kept
         return kept
+
+
+def rocchio(query: list[float], docs: list[list[float]], weight: float) -> list[float]:
+    """Pseudo-relevance feedback (Rocchio): ``query + weight x mean(docs)``, normalised to unit length.
+
+    >>> rocchio([1.0, 0.0], [[0.0, 1.0], [0.0, 1.0]], 1.0)
+    [0.7071067811865475, 0.7071067811865475]
+    >>> rocchio([1.0, 0.0], [], 1.0)
+    [1.0, 0.0]
+    """
+    if not docs:
+        return list(query)
+    mean = [sum(col) / len(docs) for col in zip(*docs)]
+    moved = [q + weight * m for q, m in zip(query, mean)]
+    norm = sum(x * x for x in moved) ** 0.5 or 1.0
+    return [x / norm for x in moved]
 
 
 def _hit(p: dict, score: float) -> Hit:
