@@ -116,6 +116,7 @@ def main() -> int:
     ap.add_argument("--off-topic", action="store_true", help="also the off_topic questions (their off_topic column should be 1)")
     ap.add_argument("--fit-off-topic", action="store_true", help="(implies --off-topic) fit answer.policy.off_topic_closeness "
                     "on these questions and print it as YAML")
+    ap.add_argument("--group", action="append", default=[], help="only these groups (lay, semantic-hard, semantic, single, ...; repeatable)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="setting override (repeatable)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench/results/semantic.json")
     args = ap.parse_args()
@@ -123,6 +124,7 @@ def main() -> int:
     questions = [json.loads(line) for line in args.questions.open() if line.strip()]
     args.off_topic = args.off_topic or args.fit_off_topic
     questions = [q for q in questions if q["type"] in TYPES or (args.off_topic and q["type"] == "off_topic")]
+    questions = [q for q in questions if not args.group or _group(q) in args.group]
     t0 = time.perf_counter()
     with rag.load(args.config, data_dir=args.data_dir, **overrides) as app:
         rows, summary = run(app, questions)

@@ -41,8 +41,9 @@ log = logging.getLogger(__name__)
 
 
 class App:
-    def __init__(self, settings: Settings, embedder=None, store=None, generator=None, evidence_embedder=None):
+    def __init__(self, settings: Settings, embedder=None, store=None, generator=None, evidence_embedder=None, reranker=None):
         self.settings = settings
+        self._reranker = reranker
         self._embedder = embedder
         self._store = store
         self._generator = generator
@@ -225,7 +226,7 @@ class App:
                 self._answerer = Answerer(self.settings, retrieve=self.retrieve, search=self.search, store=self.locked_store,
                                           generator=lambda: self.generator, scorer=scorer, model_id=self.generator_id(),
                                           shared_vector=scorer.embedder is self.embedder,
-                                          reranker=build_reranker(self.settings.rerank, lambda: self.generator),
+                                          reranker=self._reranker or build_reranker(self.settings.rerank, lambda: self.generator),
                                           feedback=feedback)
             return self._answerer
 
@@ -321,13 +322,15 @@ def _last(stream: Iterator[str | Answer]) -> Answer:
 
 
 def load(config: str | Path | dict | None = "cpu", *, embedder=None, store=None, generator=None, evidence_embedder=None,
-         **overrides: Any) -> App:
+         reranker=None, **overrides: Any) -> App:
     """Build an App from a preset (``cpu``, the default, as for the CLI; ``gpu``), a YAML file or a dict, plus
     overrides (``None``: the code defaults of ``rag.config``).
 
     Overrides are settings by name, dotted for sections: ``rag.load(data_dir="idx", **{"retrieval.k": 8})``.
     ``embedder``, ``store``, ``generator`` and ``evidence_embedder`` (scores evidence sentences; default: the
-    ``answer.evidence_model``, else the retrieval embedder) replace the components built from the settings.
+    ``answer.evidence_model``, else the retrieval embedder) and ``reranker`` (a ``rag.search.rerank.Reranker``)
+    replace the components built from the settings.
     """
     settings = Settings.load(config, **overrides)
-    return App(settings, embedder=embedder, store=store, generator=generator, evidence_embedder=evidence_embedder)
+    return App(settings, embedder=embedder, store=store, generator=generator, evidence_embedder=evidence_embedder,
+               reranker=reranker)

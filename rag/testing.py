@@ -161,3 +161,24 @@ def random_qwen2(out, cache_dir, **dims):
     Qwen2ForCausalLM(Qwen2Config(**{**base, **dims})).save_pretrained(out)
     tok.save_pretrained(out)
     return Path(out)
+
+
+def random_cross_encoder(out, **dims):
+    """Save a random-weight BERT cross-encoder (one relevance logit) with all-MiniLM-L6-v2's tokenizer into ``out``.
+
+    For reranker tests and GPU timings without a download: ``sentence_transformers.CrossEncoder(out)`` loads it like
+    a Hugging Face reranker; its scores are noise, its shapes and timings are real. ``dims`` override BertConfig
+    fields (default: 2 layers, 64 wide).
+    """
+    from pathlib import Path
+
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from rag.models import resolve_embedding_model
+
+    tok = AutoTokenizer.from_pretrained(resolve_embedding_model("all-minilm-l6-v2"))
+    base = dict(vocab_size=tok.vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                num_attention_heads=2, max_position_embeddings=512, num_labels=1)
+    BertForSequenceClassification(BertConfig(**{**base, **dims})).save_pretrained(out)
+    tok.save_pretrained(out)
+    return Path(out)

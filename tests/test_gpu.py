@@ -29,3 +29,23 @@ def test_gpu_preset_answers_with_a_random_weight_model(tiny_qwen, tmp_path):
         answer = app.ask("Which benchmark evaluates Chinese multimodal math?")
         assert answer.kind in ("answer", "extractive", "refusal") and answer.timings["total_s"] > 0
         assert torch.cuda.memory_allocated() > 0  # the NF4 model is on the GPU
+
+
+def test_gpu_rerankers_with_random_weights(tiny_qwen, tmp_path):
+    """The gpu preset's cross-encoder stage and the LLM reranker (batched P(yes) on transformers), on CUDA."""
+    import torch
+
+    from rag.config import Settings
+    from rag.generation import build_generator
+    from rag.search.rerank import LLMReranker, build_reranker
+    from rag.testing import random_cross_encoder
+
+    s = Settings.load("gpu", **{"rerank.model": str(random_cross_encoder(tmp_path / "ce")), "generation.model": str(tiny_qwen)})
+    ce = build_reranker(s.rerank, lambda: None)
+    assert len(ce.scores("q", ["a passage"] * 40)) == 40 and str(ce._model.device).startswith("cuda")
+    gen = build_generator(s.generation, s.cache_dir)
+    try:
+        scores = LLMReranker(lambda: gen).scores("which paper?", ["Dogs bark.", "Cats purr.", "Owls hoot."])
+    finally:
+        gen.close()
+    assert len(scores) == 3 and all(0.0 <= x <= 1.0 for x in scores) and torch.cuda.max_memory_allocated() > 0

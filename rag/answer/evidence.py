@@ -245,6 +245,14 @@ def _overlap(terms: dict[str, float], have: set[str], title_terms: set[str], tit
     return got / total
 
 
+def undecided(papers: list[SourcePaper], policy: AnswerPolicy) -> bool:
+    """Does the evidence fail to single a paper out (best sentence under ``decisive_evidence``)? Then the model is
+    shown more of what retrieval found (``undecided_sources`` papers, kept down to ``undecided_keep`` of the best):
+    a question in other words than its paper's shares none of its words, so its sentences score low and the
+    paper retrieval ranked well is lost to the evidence order."""
+    return max((p.best for p in papers), default=0.0) < policy.decisive_evidence
+
+
 def candidates(q: Question, hits: list[Hit], n: int) -> list[Hit]:
     """The first ``n`` hits, plus any later hit that the question calls by name."""
     return hits[:n] + [h for h in hits[n:] if q.calls_by_name(h.title)]
@@ -274,7 +282,8 @@ def with_named(q: Question, hits: list[Hit], search: Callable[[str], list[Hit]])
     return out
 
 
-def select(papers: list[SourcePaper], q: Question, policy: AnswerPolicy, max_papers: int) -> list[tuple[SourcePaper, list[int]]]:
+def select(papers: list[SourcePaper], q: Question, policy: AnswerPolicy, max_papers: int,
+           keep: float | None = None) -> list[tuple[SourcePaper, list[int]]]:
     """The papers worth showing the model and the sentence indexes to quote from each (in abstract order).
 
     Papers are taken in order of best sentence score plus ``paper_rank_weight / (1 + rank)``; one is kept
@@ -282,17 +291,19 @@ def select(papers: list[SourcePaper], q: Question, policy: AnswerPolicy, max_pap
     sentence for each part of the question, then the best overall (at least ``runner_up_share`` of the paper's
     best), up to ``quotes_per_paper`` (one fewer for papers after the first), each with the sentence before it
     when it starts by referring back ("It ...", "This ..."). Papers the question calls by their short name
-    ("What is NVLM?", "How do MIO and LLaVA-KD ...") come first, whatever their scores.
+    ("What is NVLM?", "How do MIO and LLaVA-KD ...") come first, whatever their scores. ``keep``: another share
+    than ``policy.keep_papers`` (``undecided``).
     """
     if not papers:
         return []
+    keep = policy.keep_papers if keep is None else keep
     order = sorted(papers, key=lambda p: (-(p.best + policy.paper_rank_weight / (1 + p.rank)), p.rank))
     top = max(p.best for p in papers)
     named = [p for p in order if q.calls_by_name(p.title)]
     order = named + [p for p in order if p not in named]  # papers asked about by name first, whatever their scores
     out: list[tuple[SourcePaper, list[int]]] = []
     for p in order[:max(max_papers, len(named))]:
-        if out and p.best < policy.keep_papers * top and p not in named:
+        if out and p.best < keep * top and p not in named:
             break
         n = policy.quotes_per_paper if not out else max(1, policy.quotes_per_paper - 1)
         out.append((p, _quoted(p, n, policy.runner_up_share)))

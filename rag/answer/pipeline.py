@@ -189,11 +189,17 @@ class Answerer:
         t = time.perf_counter()
         hits = evidence.with_named(q, self.followups.with_cited(r.hits, cited),
                                    lambda name: self.search(name, k=3, filters=filters, mode="sparse"))
-        papers = self._scored(q, evidence.candidates(q, hits, max(self.settings.llm_sources, len(cited) + 1)), r.vector)
+        n = max(self.settings.llm_sources, len(cited) + 1)
+        papers = self._scored(q, evidence.candidates(q, hits, n), r.vector)
+        wide = evidence.undecided(papers, self.policy) and self.policy.undecided_sources > n
+        if wide:  # the evidence singles no paper out: score (and show) more of retrieval's top papers
+            n = self.policy.undecided_sources
+            papers = self._scored(q, evidence.candidates(q, hits, n), r.vector)
         closest = self._closeness(q, r)
         signals = answerability.signals(q, papers, r.best_dense, self.vocabulary, closest)
         decision = decide(Outcome(signals), self.policy)
-        selection = evidence.select(papers, q, self.policy, self.settings.llm_sources) if decision.route == GENERATE else []
+        selection = [] if decision.route != GENERATE else evidence.select(
+            papers, q, self.policy, n if wide else self.settings.llm_sources, self.policy.undecided_keep if wide else None)
         timings["evidence_ms"] = timings.get("evidence_ms", 0.0) + (time.perf_counter() - t) * 1000
         return Gathered(r, hits, papers, signals, decision, selection)
 

@@ -89,7 +89,9 @@ RESEARCH_WORDS = frozenset(
     "detection recognition captioning caption captions question answering qa paper papers method methods "
     "algorithm algorithms approach framework state-of-the-art sota baseline baselines gpt clip bert vit cnn rnn "
     "lstm gan vae nlp representation representations contrastive alignment hallucination instruction "
-    "instruction-tuning corpus annotation annotations label labels labeled scaling compute gpu gpus".split()
+    "instruction-tuning corpus annotation annotations label labels labeled scaling compute gpu gpus "
+    # a newcomer's words for the field's systems: "can a picture chatbot read my screenshots?" asks about research
+    "ai chatbot chatbots bot bots robot robots computer computers".split()
 )
 
 # -- the shapes of paper and answer sentences ---------------------------------------------------------------
