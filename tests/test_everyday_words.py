@@ -31,7 +31,7 @@ def test_undecided_evidence_shows_more_of_what_retrieval_found(tmp_path):
         app.ingest(["data/sample"], progress=False)
         decided = app.answerer.gather(q)
     with rag.load(None, data_dir=tmp_path, embedder=FakeEmbedder(), generator=FakeGenerator(),
-                  **{"answer.policy.decisive_evidence": 10.0}) as app:  # no evidence is decisive
+                  **{"answer.policy.decisive_evidence": 10.0, "answer.policy.undecided_sources": 5}) as app:  # none decisive
         wide = app.answerer.gather(q)
     assert len(decided.papers) == app.settings.answer.llm_sources == 3
     assert [p.title for p in wide.papers] == [h.title for h in wide.retrieval.hits[:5]]  # retrieval's top 5, in order
