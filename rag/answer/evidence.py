@@ -151,13 +151,12 @@ class EvidenceScorer:
             return [0.0] * len(texts)
         return [dot(query_vector, v) for v in self.vectors(texts)]
 
-    def closeness(self, q: Question, hits: list[Hit], query_vector: list[float] | None = None) -> float:
+    def closeness(self, q: Question, hits: list[Hit]) -> float:
         """The highest cosine of the question and a hit's title + chunk, in the evidence model's units (what the
         retrieval cosine measures, in the units ``answer.policy`` is calibrated in whatever model retrieves)."""
         if self.embedder is None or not hits:
             return 0.0
-        qv = query_vector if query_vector is not None else self.embedder.embed_query(q.text)
-        return max(self.similarities([f"{h.title}\n{h.text}" for h in hits], qv))
+        return max(self.similarities([f"{h.title}\n{h.text}" for h in hits], self.embedder.embed_query(q.text)))
 
     def _cosines(self, queries: list[tuple[Question, list[float] | None]], texts: list[str]) -> list[list[float]]:
         """Per query, the cosine of it and each text (zeros without an embedder)."""

@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 
@@ -93,8 +94,6 @@ def yes_share(logprobs: dict[str, float]) -> float:
     >>> round(yes_share({"No": -0.48, "Yes": -1.01, "yes": -5.3, "Answer": -7.1}), 3)
     0.374
     """
-    import math
-
     mass = {"yes": 0.0, "no": 0.0}
     for token, lp in logprobs.items():
         word = token.strip().lower()
