@@ -18,6 +18,10 @@ DEV = load_questions(REPO_ROOT / "eval/questions/dev.jsonl")
 # non-English questions are scored end to end by the eval harness)
 TYPES = ("single", "numeric", "multi", "title_lookup", "semantic")
 ANSWERABLE = [q for q in DEV if q["type"] in TYPES]
+# questions in everyday words (issue 24, notes "lay"): a user describes the paper without its vocabulary. They are
+# gated on their own, at a floor two questions under today's measured recall (0.375 hybrid), so that the gate on the other
+# styles keeps its meaning and a regression in either shows.
+LAY = [q for q in ANSWERABLE if q.get("notes") == "lay"]
 K = 5
 
 
@@ -39,8 +43,8 @@ def results(app):
     return out
 
 
-def _mean_recall(results, mode, types=None):
-    qs = [q for q in ANSWERABLE if types is None or q["type"] in types]
+def _mean_recall(results, mode, types=None, qs=None):
+    qs = [q for q in (ANSWERABLE if qs is None else qs) if types is None or q["type"] in types]
     return mean(recall_at_k(results[q["id"]][mode], q["gold_titles"], K) for q in qs), len(qs)
 
 
@@ -63,6 +67,8 @@ def test_hybrid_recall_at_5(results, capsys):
     focused = ("single", "numeric", "title_lookup")
     r_focus, n_focus = _mean_recall(results, "hybrid", focused)
     r_all, n_all = _mean_recall(results, "hybrid")
+    r_styled, n_styled = _mean_recall(results, "hybrid", qs=[q for q in ANSWERABLE if q not in LAY])
+    r_lay, n_lay = _mean_recall(results, "hybrid", qs=LAY)
     with capsys.disabled():
         print(f"\nretrieval quality, recall@{K} (MiniLM, {n_all} answerable dev questions):")
         for mode in ("hybrid", "dense", "sparse"):
@@ -75,8 +81,10 @@ def test_hybrid_recall_at_5(results, capsys):
         misses = [(q["id"], q["type"]) for q in ANSWERABLE
                   if recall_at_k(results[q["id"]]["hybrid"], q["gold_titles"], K) < 1.0]
         print(f"  hybrid questions with recall < 1: {misses}")
+        print(f"  hybrid without everyday words={r_styled:.3f} ({n_styled}) everyday words={r_lay:.3f} ({n_lay})")
     assert r_focus >= 0.9, f"hybrid recall@{K} on single+numeric+title_lookup ({n_focus} questions) = {r_focus:.3f}"
-    assert r_all >= 0.8, f"hybrid recall@{K} on all answerable ({n_all} questions) = {r_all:.3f}"
+    assert r_styled >= 0.8, f"hybrid recall@{K} on answerable, everyday words aside ({n_styled} questions) = {r_styled:.3f}"
+    assert r_lay >= 0.325, f"hybrid recall@{K} on everyday-words questions ({n_lay} questions) = {r_lay:.3f}"
 
 
 def test_searching_a_gold_title_finds_it_first(app):
