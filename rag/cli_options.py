@@ -50,14 +50,11 @@ def parse_overrides(items: list[str]) -> dict:
 
 
 def parse_filters(items: list[str]) -> dict:
-    """``FIELD=VALUE`` strings as search filters (repeated fields: any of the values)."""
-    filters: dict[str, list[str]] = {}
-    for item in items:
-        if "=" not in item:
-            raise RagError(f"--filter needs FIELD=VALUE, got {item!r}")
-        key, value = item.split("=", 1)
-        filters.setdefault(key.strip(), []).append(value)
-    return filters
+    """``--filter`` expressions (``category=cs.CL``, ``year>=2024``) as search filters (``rag.search.filters``);
+    a field given twice: any of the values (years: the conditions intersect)."""
+    from rag.search.filters import parse_expressions
+
+    return parse_expressions(items)
 
 
 def overrides_from(args) -> dict:

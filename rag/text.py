@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+import unicodedata
 from decimal import Decimal, InvalidOperation
 
 # A sentence ends at . ! ? (optionally followed by a closing quote/bracket) before whitespace and an
@@ -28,6 +29,8 @@ _NUM = re.compile(r"(?<![A-Za-z0-9.])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)\s*(%|[kK
 _MAG = {"k": 10**3, "thousand": 10**3, "m": 10**6, "million": 10**6, "b": 10**9, "billion": 10**9}
 _NAME = re.compile(r"\b(?:[A-Za-z]*[A-Z][A-Za-z]*[0-9A-Z][A-Za-z0-9]*|[A-Z][a-z]+[A-Z][A-Za-z0-9]*|[A-Za-z]+[0-9]+[A-Za-z0-9]*"
                    r"|[0-9]+[A-Z][A-Za-z0-9]*)(?:[-.][A-Za-z0-9]+)*\b")
+# TeX accents in names: \"u, \'e, \~n; the letter stays, the accent goes
+TEX_ACCENT_RE = re.compile(r"\\[\"'`^~=.uvHc]\s*\{?([A-Za-z])\}?")
 _QUANTITY = re.compile(r"^[0-9.,]+[KMBT]$")  # 7B, 28K: numbers, not names
 
 STOPWORDS = frozenset(
@@ -154,3 +157,15 @@ def names(text: str) -> list[str]:
     for m in _NAME.finditer(text):
         seen.setdefault(m.group(0).rstrip(".-"), None)
     return [n for n in seen if len(n) > 1 and not _QUANTITY.match(n)]
+
+
+def fold(text: str) -> str:
+    """Case-folded, accent-free, TeX-free, punctuation as spaces: how names are compared.
+
+    >>> fold("M\\\\\\"uller, J.-P."), fold("Zoë  O'Neil")
+    ('muller j p', 'zoe o neil')
+    """
+    text = TEX_ACCENT_RE.sub(r"\1", text).replace("{", "").replace("}", "")
+    text = unicodedata.normalize("NFKD", text)
+    text = "".join(c for c in text if not unicodedata.combining(c))
+    return " ".join(re.sub(r"[^\w]+", " ", text.casefold()).split())

@@ -142,7 +142,7 @@ def create_api(app, answer_queue, settings, ingest_jobs, ingest_token: str):
                         if isinstance(ev, Waiting):
                             yield _chunk(cid, created, {}, rag={"queue_position": ev.position, "eta_s": round(ev.eta_s, 1)})
                         elif isinstance(ev, Sources):
-                            yield _chunk(cid, created, {}, rag={"sources": [h.to_dict() for h in ev.hits]})
+                            yield _chunk(cid, created, {}, rag={"sources": [h.to_dict() for h in ev.hits], "filtered": ev.filtered})
                         elif isinstance(ev, str):
                             yield _chunk(cid, created, {"content": ev})
                         elif isinstance(ev, Answer):

@@ -30,7 +30,9 @@ def register(sub) -> None:
     p.add_argument("query")
     p.add_argument("-k", type=int, default=5, help="number of hits (default 5)")
     p.add_argument("--mode", choices=["hybrid", "dense", "sparse"], default=None)
-    p.add_argument("--filter", action="append", default=[], metavar="FIELD=VALUE", help="title=..., date='Mar 13', page=FILE, paper_id=...")
+    p.add_argument("--filter", action="append", default=[], metavar="FIELD=VALUE",
+                   help="repeatable: year>=2024 (or year=2021..2023), category=cs.CL, primary_category=cs.CL, author='Jane Doe', "
+                        "title=..., date='Mar 13', page=FILE, paper_id=..., doi=...")
     p.add_argument("--all-chunks", action="store_true", help="allow several hits per paper")
     p.add_argument("--json", action="store_true", help="print a JSON list of hits")
     add_common(p)

@@ -73,6 +73,11 @@ def highlight(text: str, terms: list[str]) -> str:
 _MARKERS = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 
 
+def filter_line(answer: Answer) -> str:
+    """How the answer's search was filtered, and any constraint the index could not apply ('' for neither)."""
+    return " ".join(x for x in (f"Filtered: {answer.filtered}." if answer.filtered else "", answer.filter_note) if x)
+
+
 def render_answer(answer: Answer) -> str:
     """Answer HTML for the chat: ``[n]`` markers as superscripts, then each cited paper with its quotes.
 
@@ -88,11 +93,12 @@ def render_answer(answer: Answer) -> str:
     [2] Paper &lt;A&gt;
     <blockquote class="rag-quote">&ldquo;A does X.&rdquo;</blockquote>
     """
+    note = f"\n\n<em>{safe(filter_line(answer))}</em>" if filter_line(answer) else ""
     if answer.refused:
         body = safe(answer.text)
         if answer.related:
             body += "\n\nClosest papers (not sources): " + "; ".join(safe(h.title) for h in answer.related)
-        return body
+        return body + note
     titles = {c.number: c.title for c in answer.citations}
     for i, h in enumerate(answer.sources, 1):
         titles.setdefault(i, h.title)
@@ -105,7 +111,7 @@ def render_answer(answer: Answer) -> str:
     for m in _MARKERS.finditer(answer.text):
         parts += [safe(answer.text[pos:m.start()]), sup(m.group(0))]
         pos = m.end()
-    body = "".join(parts) + safe(answer.text[pos:])
+    body = "".join(parts) + safe(answer.text[pos:]) + note
     if not answer.citations:
         return body
     refs = []
@@ -140,13 +146,16 @@ def render_sources(answer: Answer | None, placeholder: str = "", turn: int = 0) 
     if answer is None:
         return render_hits([], "", placeholder or "Sources for the answer appear here.", turn)
     return render_hits(answer.sources, answer.standalone_question or answer.question,
-                       placeholder or "No paper was used for this answer.", turn, answer.citations)
+                       placeholder or "No paper was used for this answer.", turn, answer.citations,
+                       filter_line(answer))
 
 
-def render_hits(hits: list, question: str, placeholder: str = "", turn: int = 0, citations=()) -> str:
-    """Source cards for ``hits`` (shown as soon as retrieval is done, then again with the citations)."""
+def render_hits(hits: list, question: str, placeholder: str = "", turn: int = 0, citations=(), filtered: str = "") -> str:
+    """Source cards for ``hits`` (shown as soon as retrieval is done, then again with the citations).
+    ``filtered``: how the search was filtered ('Filtered: year ≥ 2024.'), shown above the cards."""
+    flt = f'<p class="rag-meta rag-filtered">{safe(filtered)}</p>' if filtered else ""
     if not hits:
-        return f'<div id="rag-sources-list" data-turn="{turn}"><p class="rag-empty">{safe(placeholder)}</p></div>'
+        return f'<div id="rag-sources-list" data-turn="{turn}">{flt}<p class="rag-empty">{safe(placeholder)}</p></div>'
     cited = {c.number: c for c in citations}
     terms = query_terms(question)
     cards = []
@@ -161,7 +170,7 @@ def render_hits(hits: list, question: str, placeholder: str = "", turn: int = 0,
             f'<div class="rag-meta">score {h.score:.4f} &middot; from {safe(pages)}</div>'
             f'<div class="rag-passage">{mark_quotes(h.text, spans, terms)}</div></div>'
         )
-    head = f"<p class=\"rag-meta\">Retrieved for: <em>{safe(question)}</em></p>"
+    head = f"{flt}<p class=\"rag-meta\">Retrieved for: <em>{safe(question)}</em></p>"
     return f'<div id="rag-sources-list" data-turn="{turn}">{head}{"".join(cards)}</div>'
 
 

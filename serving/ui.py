@@ -160,7 +160,8 @@ def create_ui(app, answer_queue, ingest_jobs, settings, facets: tuple[list[str],
                                                f"(~{ev.eta_s:.0f} s). Stop leaves the line.</em>")
                 elif isinstance(ev, Sources):
                     history[idx]["content"] = "<em>Writing an answer from these papers\u2026</em>"
-                    yield history, render_hits(ev.hits, ev.question, turn=len(state["records"])), gr.update(), state, gr.update()
+                    yield history, render_hits(ev.hits, ev.question, turn=len(state["records"]),
+                                                         filtered=f"Filtered: {ev.filtered}." if ev.filtered else ""), gr.update(), state, gr.update()
                     continue
                 elif isinstance(ev, Tick) and not text:
                     history[idx]["content"] = f"<em>Writing an answer from these papers\u2026 {ev.elapsed_s:.0f} s</em>"

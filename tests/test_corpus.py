@@ -213,7 +213,11 @@ def test_arxiv_snapshot_lines_to_metadata(tmp_path):
     assert [p.title for p in ps] == ["Attention Is All You Need", "BERT: Pre-training of Deep Bidirectional Transformers"]
     p = ps[0]
     assert p.abstract == "The dominant sequence transduction models are based on complex recurrent or convolutional neural networks."
-    assert p.metadata == {"id": "1706.03762", "authors": "Ashish Vaswani, Noam Shazeer, Niki Parmar", "categories": "cs.CL cs.LG"}
+    assert p.metadata == {"id": "1706.03762", "authors": "Ashish Vaswani, Noam Shazeer, Niki Parmar", "categories": "cs.CL cs.LG",
+                          "author_names": ["Ashish Vaswani", "Noam Shazeer", "Niki Parmar"],
+                          "author_keys": ["a vaswani", "ashish vaswani", "n parmar", "n shazeer", "niki parmar", "noam shazeer",
+                                          "parmar", "shazeer", "vaswani"],
+                          "category_list": ["cs.CL", "cs.LG"], "primary_category": "cs.CL", "year": 2017, "versions": 1}
     # no line number in pages: a new snapshot with shifted lines changes nothing stored
     assert p.pages == ["arxiv-metadata-oai-snapshot.json (2023-08-02)"]
     assert ps[1].metadata["id"] == "1810.04805"

@@ -144,7 +144,7 @@ def test_filter_by_page(app):
 
 def test_unknown_filter_raises(app):
     with pytest.raises(InputError, match="unknown filter"):
-        app.search("vision", filters={"author": "Smith"})
+        app.search("vision", filters={"venue": "NeurIPS"})
 
 
 @pytest.mark.parametrize("query", ["", "   ", "\n\t  \n", "\x00\x01\x02"])
@@ -243,7 +243,7 @@ def test_cli_search_empty_index(fake_model, tmp_path, capsys):
         (["ingest", "--set", "store.backend=nosuch"], "store.backend"),
         (["search", "x", "--config", "no-such-preset"], "config not found"),
         (["search", "   "], "empty"),
-        (["search", "x", "--filter", "author=Smith"], "unknown filter"),
+        (["search", "x", "--filter", "venue=NeurIPS"], "unknown filter"),
         (["search", "x", "--filter", "novalue"], "FIELD=VALUE"),
         (["ingest", "/no/such/corpus.txt"], "no such file"),
     ],

@@ -179,7 +179,8 @@ def test_filter_page(filled):
     assert _titles(hits) == {"Dogs Bark Loudly", "Quantum Chromodynamics on a Lattice"}
 
 
-@pytest.mark.parametrize("filters", [{"author": "x"}, {"page": ""}, {"date": []}, {"title": [1]}])
+@pytest.mark.parametrize("filters", [{"venue": "x"}, {"page": ""}, {"date": []}, {"title": [1]}, {"year": "recent"},
+                                     {"year": [">=2024", "<2020"]}, {"year": True}, {"author": "  "}])
 def test_bad_filter_raises_input_error(filled, filters):
     store, _ = filled
     with pytest.raises(InputError):
@@ -188,8 +189,8 @@ def test_bad_filter_raises_input_error(filled, filters):
 
 def test_unknown_filter_message_lists_valid_ones(filled):
     store, _ = filled
-    with pytest.raises(InputError, match="unknown filter 'author'.*date.*page.*paper_id.*title"):
-        store.query(_q("dogs", filters={"author": "x"}))
+    with pytest.raises(InputError, match="unknown filter 'venue'.*title.*paper_id.*date.*page.*year.*category.*author"):
+        store.query(_q("dogs", filters={"venue": "x"}))
 
 
 # -- congruence between backends on the sample corpus -----------------------------------

@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from rag.answer import answerability, evidence, extractive, lists
+from rag.answer import answerability, constraints, evidence, extractive, lists
 from rag.answer.citations import Attributor
 from rag.answer.conversation import FollowUps
 from rag.answer.intent import Intent, classify
@@ -102,9 +102,18 @@ class Answerer:
             return
         self._check_index()
         q, cited = self._parse(turn, intent, history)
+        sc = constraints.scope(q.text, filters, self.store)
+        turn.filtered, turn.filter_note, filters = sc.label, sc.note, sc.filters
+        if sc.empty:  # the question's own filters leave no paper: say so rather than search without them
+            yield sc.empty
+            yield turn.answer(REFUSAL, sc.empty, reason="filter")
+            return
+        if sc.text != q.text:
+            q = Question(sc.text, kind=q.kind, language=q.language)
+            turn.standalone = sc.text
         if q.kind == LIST:
             answer = self._list(q, turn, filters)
-            yield Sources(answer.sources, q.text)
+            yield Sources(answer.sources, q.text, turn.filtered)
         else:
             answer = yield from self._answer(q, turn, k, filters, cited, stream=intent.language == "en", cancel=cancel)
         streamed = answer.text if answer.kind == ANSWER and intent.language == "en" else ""
@@ -210,7 +219,7 @@ class Answerer:
         if g.decision.route != GENERATE:
             return self._refusal(turn, g.decision, hits)
         turn.sources = answer_sources(g)
-        yield Sources(turn.sources, q.text)  # shown while the model writes
+        yield Sources(turn.sources, q.text, turn.filtered)  # shown while the model writes
         att, found = yield from self._write(q, selection, papers, turn, stream, cancel)
         result = att.result()
         parts, quotes_hold = [], False

@@ -74,6 +74,7 @@ class Sources:
 
     hits: list[Hit]
     question: str  # the standalone question they were retrieved for
+    filtered: str = ""  # the filters they were searched with, as people read them ('year ≥ 2024, category cs.CL')
 
 
 @dataclass
@@ -94,6 +95,8 @@ class Answer:
     signals: dict = field(default_factory=dict)  # answerability signals (rag.answer.answerability)
     generated_text: str = ""  # the model's own supported sentences (empty for the extractive fallback and lists)
     original_text: str = ""  # for a question in another language: the English text before translation
+    filtered: str = ""  # the search filters (the caller's and the question's own), as people read them
+    filter_note: str = ""  # a constraint the question states that the index could not apply (it has no years, ...)
 
     def cited_titles(self) -> list[str]:
         return [c.title for c in self.citations]
@@ -104,6 +107,8 @@ class Answer:
     def format(self, quotes: bool = True) -> str:
         """The answer as shown to people: text, then each cited paper with its quotes."""
         parts = [self.text]
+        if self.filtered or self.filter_note:
+            parts.append(" ".join(x for x in (f"Filtered: {self.filtered}." if self.filtered else "", self.filter_note) if x))
         if self.citations:
             refs = []
             for c in self.citations:
@@ -133,5 +138,7 @@ class Answer:
             "dropped_sentences": self.dropped_sentences,
             "generated_text": self.generated_text,
             "original_text": self.original_text,
+            "filtered": self.filtered,
+            "filter_note": self.filter_note,
             "signals": self.signals,
         }

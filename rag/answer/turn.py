@@ -32,6 +32,8 @@ class Turn:
     timings: dict = field(default_factory=dict)
     sources: list[Hit] = field(default_factory=list)  # the papers the answer is made from, then the other hits
     signals: dict = field(default_factory=dict)  # answerability signals (``rag.answer.answerability``)
+    filtered: str = ""  # the search filters, as people read them ('year ≥ 2024'; ``rag.answer.constraints``)
+    filter_note: str = ""  # a constraint of the question that the index could not apply
 
     @contextlib.contextmanager
     def timed(self, key: str, scale: float = 1.0) -> Iterator[None]:
@@ -54,4 +56,5 @@ class Turn:
                       refused=refused, standalone_question=self.standalone, timings=self.timings, model=self.model,
                       refusal_reason=reason, dropped_sentences=list(dropped or []), kind=kind,
                       related=list(related or []), language=self.language,
-                      signals=self.signals if signals is None else signals, generated_text=generated)
+                      signals=self.signals if signals is None else signals, generated_text=generated,
+                      filtered=self.filtered, filter_note=self.filter_note)

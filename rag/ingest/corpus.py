@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Union
 
 from rag.errors import CorpusError
+from rag.ingest.metadata import record_metadata
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,6 @@ _TEX_ESCAPE = re.compile(r"\\([%&_#$'{}])")
 _TEX_QUOTES = re.compile(r"``|''")
 MAX_TITLE_CHARS = 1000
 MAX_FIELD_CHARS = 100_000
-METADATA_FIELDS = ("id", "authors", "categories", "doi", "url")
 BOM = b"\xef\xbb\xbf"
 CORPUS_SUFFIXES = (".txt", ".jsonl", ".json")
 
@@ -255,7 +255,7 @@ def parse_json_record(path: Path, n: int, offset: int, raw: bytes) -> Record | N
     skip = _check_pair(path, n, title, n, abstract)
     if skip:
         return skip
-    extra = {k: obj[k] for k in METADATA_FIELDS if isinstance(obj.get(k), str)}
+    extra = record_metadata(obj)
     date = obj.get("update_date") or obj.get("date") or ""
     return Entry(title, abstract, path.name, str(date), extra, n, offset)
 

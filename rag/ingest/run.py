@@ -46,7 +46,8 @@ from typing import Callable, Iterable
 
 from rag.ingest.chunking import chunk_paper, paper_payload
 from rag.config import Settings
-from rag.ingest.corpus import METADATA_FIELDS, Entry, Paper, Skip, content_hash, input_files, read_entry_at, read_file
+from rag.ingest.metadata import METADATA_FIELDS
+from rag.ingest.corpus import Entry, Paper, Skip, content_hash, input_files, read_entry_at, read_file
 from rag.errors import CorpusError
 from rag.search.store import PointData, VectorStore, sparse_doc
 

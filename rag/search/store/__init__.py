@@ -37,8 +37,6 @@ from rag.errors import InputError, RagError, StoreError
 from rag.search.store.ranking import TIE_SLACK, StoredHit, fuse_rrf, needs_more, sort_single
 
 DENSE, SPARSE = "dense", "bm25"
-# payload fields with a keyword index, usable in filters
-FILTER_FIELDS = {"title": "title", "paper_id": "paper_id", "date": "dates", "page": "sources"}
 
 
 @dataclass
@@ -88,19 +86,6 @@ def sparse_query(text: str) -> Sparse:
     return Sparse(list(v.indices), list(v.values))
 
 
-def normalize_filters(filters: dict[str, Any] | None) -> dict[str, list[str]]:
-    """Validate user filters ({"title": ..., "date": ..., "page": ..., "paper_id": ...}) into field -> values."""
-    out: dict[str, list[str]] = {}
-    for key, value in (filters or {}).items():
-        if key not in FILTER_FIELDS:
-            raise InputError(f"unknown filter '{key}': use one of {sorted(FILTER_FIELDS)}")
-        values = [value] if isinstance(value, str) else list(value)
-        if not values or not all(isinstance(v, str) and v for v in values):
-            raise InputError(f"filter '{key}' needs a non-empty string or list of strings")
-        out[FILTER_FIELDS[key]] = values
-    return out
-
-
 class VectorStore(ABC):
     """What the pipeline needs from Qdrant. Not re-entrant across threads: callers serialise.
 
@@ -109,7 +94,7 @@ class VectorStore(ABC):
     """
 
     name: str
-    GUARDED = ("upsert", "delete_paper", "delete_stale", "set_paper_payload", "payloads", "scroll", "facet", "info", "count", "optimize",
+    GUARDED = ("upsert", "delete_paper", "delete_stale", "set_paper_payload", "payloads", "scroll", "has_field", "facet", "info", "count", "optimize",
                "flush", "close", "_search_many")
 
     def __init_subclass__(cls, **kw):
@@ -134,6 +119,9 @@ class VectorStore(ABC):
     @abstractmethod
     def scroll(self, filters: dict[str, Any], fields: list[str] | None = None, limit: int = 1000) -> list[tuple[str, dict]]:
         """(id, payload) of up to ``limit`` points matching ``filters`` (as in QuerySpec), in id order."""
+    @abstractmethod
+    def has_field(self, key: str) -> bool:
+        """Whether any point's payload has the field ``key`` (``year``, ``author_keys``): can a filter on it match."""
     @abstractmethod
     def info(self) -> dict:
         """``{"points", "indexed_vectors", "segments"}``: how much of the collection the HNSW index covers."""

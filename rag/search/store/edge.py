@@ -13,7 +13,10 @@ from pathlib import Path
 
 from rag.config import StoreSettings
 from rag.errors import StoreError
-from rag.search.store import DENSE, FILTER_FIELDS, SPARSE, PointData, QuerySpec, StoredHit, VectorStore, normalize_filters
+from rag.search.filters import INDEXED, INTEGER, conditions
+from rag.search.store import DENSE, SPARSE, PointData, QuerySpec, StoredHit, VectorStore
+
+FIRST_INDEXED = ("paper_id", "title", "dates", "sources")  # what an index made before the metadata filters has
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +54,8 @@ class EdgeStore(VectorStore):
             else:
                 path.mkdir(parents=True, exist_ok=True)
                 self._shard = q.EdgeShard.create(str(path), cfg)
-                for field in ["paper_id", *FILTER_FIELDS.values()]:
-                    self._shard.update(q.UpdateOperation.create_field_index(field, q.PayloadSchemaType.Keyword))
-                meta_file.write_text(json.dumps({"dim": dim}))
+                meta_file.write_text(json.dumps({"dim": dim, "indexed": []}))
+            self._index_fields(meta_file)
         except Exception as e:  # qdrant_edge raises plain Exception
             if "WouldBlock" in str(e):
                 raise StoreError(
@@ -63,9 +65,22 @@ class EdgeStore(VectorStore):
                 ) from None
             raise StoreError(f"cannot open the index at {path}: {' '.join(str(e).split())}") from None
 
+    def _index_fields(self, meta_file: Path) -> None:
+        """Payload indexes for every filterable field (``rag.search.filters.INDEXED``); an index made by an
+        earlier version gains the fields added since (the meta file lists those already indexed)."""
+        q, meta = self._q, json.loads(meta_file.read_text())
+        done = set(meta.get("indexed", FIRST_INDEXED))
+        todo = {k: kind for k, kind in INDEXED.items() if k not in done}
+        for field, kind in todo.items():
+            schema = q.PayloadSchemaType.Integer if kind == INTEGER else q.PayloadSchemaType.Keyword
+            self._shard.update(q.UpdateOperation.create_field_index(field, schema))
+        if todo:
+            meta_file.write_text(json.dumps({**meta, "indexed": sorted(done | set(todo))}))
+
     def _filter(self, filters: dict):
         q = self._q
-        conds = [q.FieldCondition(k, match=q.MatchAny(v)) for k, v in normalize_filters(filters).items()]
+        conds = [q.FieldCondition(c.key, match=q.MatchAny(list(c.any))) if c.any
+                 else q.FieldCondition(c.key, range=q.RangeFloat(gte=c.gte, lte=c.lte)) for c in conditions(filters)]
         return q.Filter(must=conds) if conds else None
 
     def upsert(self, points: list[PointData]) -> None:
@@ -103,6 +118,11 @@ class EdgeStore(VectorStore):
         recs, _ = self._shard.scroll(q.ScrollRequest(limit=limit, filter=self._filter(filters),
                                                      with_payload=True if fields is None else (fields or False)))
         return sorted((str(r.id), dict(r.payload or {})) for r in recs)
+
+    def has_field(self, key: str) -> bool:
+        q = self._q
+        recs, _ = self._shard.scroll(q.ScrollRequest(limit=1, filter=q.Filter(must_not=[q.IsEmptyCondition(key)]), with_payload=False))
+        return bool(recs)
 
     def info(self) -> dict:
         i = self._shard.info()

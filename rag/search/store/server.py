@@ -10,7 +10,8 @@ import os
 
 from rag.config import StoreSettings
 from rag.errors import StoreError
-from rag.search.store import DENSE, FILTER_FIELDS, SPARSE, PointData, QuerySpec, StoredHit, VectorStore, normalize_filters
+from rag.search.filters import INDEXED, INTEGER, conditions
+from rag.search.store import DENSE, SPARSE, PointData, QuerySpec, StoredHit, VectorStore
 from rag.search.store.ranking import f32
 
 
@@ -34,6 +35,7 @@ class ServerStore(VectorStore):
             size = self._client.get_collection(collection).config.params.vectors[DENSE].size
             if size != dim:
                 raise StoreError(f"collection {collection} holds {size}-d vectors, the model gives {dim}-d")
+            self._index_fields(url, set(self._client.get_collection(collection).payload_schema or {}))
             return
         s = settings or StoreSettings()
         quant = None
@@ -47,14 +49,23 @@ class ServerStore(VectorStore):
             quantization_config=quant,
             on_disk_payload=s.payload_on_disk,
         )
+        self._index_fields(url, set())
+
+    def _index_fields(self, url: str, done: set[str]) -> None:
+        """Payload indexes for every filterable field not indexed yet (a collection made by an earlier version
+        gains the fields added since). Local mode (``:memory:``) ignores payload indexes, and warns: skipped."""
         if url == ":memory:":
-            return  # local mode ignores payload indexes (and warns)
-        for field in ["paper_id", *FILTER_FIELDS.values()]:
-            self._client.create_payload_index(collection, field, models.PayloadSchemaType.KEYWORD)
+            return
+        m = self._m
+        for field, kind in INDEXED.items():
+            if field not in done:
+                schema = m.PayloadSchemaType.INTEGER if kind == INTEGER else m.PayloadSchemaType.KEYWORD
+                self._client.create_payload_index(self.collection, field, schema)
 
     def _filter(self, filters: dict):
         m = self._m
-        conds = [m.FieldCondition(key=k, match=m.MatchAny(any=v)) for k, v in normalize_filters(filters).items()]
+        conds = [m.FieldCondition(key=c.key, match=m.MatchAny(any=list(c.any))) if c.any
+                 else m.FieldCondition(key=c.key, range=m.Range(gte=c.gte, lte=c.lte)) for c in conditions(filters)]
         return m.Filter(must=conds) if conds else None
 
     def _paper_filter(self, paper_ids: list[str], must_not=None):
@@ -97,6 +108,12 @@ class ServerStore(VectorStore):
         c = self._client.get_collection(self.collection)
         return {"points": int(c.points_count or 0), "indexed_vectors": int(c.indexed_vectors_count or 0),
                 "segments": int(c.segments_count or 0)}
+
+    def has_field(self, key: str) -> bool:
+        m = self._m
+        flt = m.Filter(must_not=[m.IsEmptyCondition(is_empty=m.PayloadField(key=key))])
+        recs, _ = self._client.scroll(self.collection, scroll_filter=flt, limit=1, with_payload=False)
+        return bool(recs)
 
     def facet(self, field: str, limit: int = 1000) -> list[tuple[str, int]]:
         res = self._client.facet(self.collection, field, limit=limit, exact=True)
