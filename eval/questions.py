@@ -105,6 +105,9 @@ class QuestionRecord(BaseModel):
     turns: list[str] | None = Field(None, description="followup: [first turn, second turn].")
     notes: str = Field("", description="Free text; 'paraphrase' allows facts not found verbatim.")
     language: str | None = Field(None, description="non_english: ISO code of the question's language.")
+    filters: dict[str, list[str]] | None = Field(None, description="The search filters the question states, in the language of "
+                                                 "rag.search.filters ({'year': ['>=2024'], 'author': ['Jane Doe']}): what "
+                                                 "bench/question_filters.py expects the question-time filters to be.")
 
 
 def _shape_errors(q: QuestionRecord) -> list[str]:

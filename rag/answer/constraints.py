@@ -40,6 +40,8 @@ YEAR_BOUND_RE = re.compile(rf"\b(?:(?:published|released|appeared|written|submit
                            rf"in|during)\s+(?:the\s+year\s+)?{YEAR}(?:\s+(?:onwards?|and\s+(?:later|after)))?\b(?!\s*[-–.]\d)",
                            re.I)
 YEAR_ADJECTIVE_RE = re.compile(rf"\b{YEAR}\s+(?=(?:papers?|work|articles?|preprints?|publications?)\b)", re.I)
+# a bare year right after the word for papers: "conformal prediction papers 2022"
+YEAR_AFTER_PAPERS_RE = re.compile(rf"\b(papers?|preprints?|articles?|publications?)\s+{YEAR}\b(?!\s*[-–.]\d)", re.I)
 # "in the last 2 years", "over the past three years", "this year", "last year"
 YEARS_BACK_RE = re.compile(r"\b(?:in|over|from|during)\s+the\s+(?:last|past)\s+(\d+|two|three|four|five|ten)\s+years?\b|"
                            r"\b(this|last)\s+year(?:'s)?\b", re.I)
@@ -63,11 +65,13 @@ AUTHOR_BY_MARKED_RE = re.compile(rf"\b(?:{PAPERS}\s+(?:written\s+)?by|authored\s
                                  rf"{LOOSE_NAME}{NAME_END}", re.I)
 AUTHOR_FROM_MARKED_RE = re.compile(rf"\b(?i:{PAPERS}\s+(?:from|of))\s+{NAME}{NAME_END}")
 AUTHOR_LABEL_RE = re.compile(rf"\b[Aa]uthors?(?::|\s+is|\s+was)?\s+{NAME}")  # "author: J. Doe speculative decoding"
-AUTHOR_POSSESSIVE_RE = re.compile(rf"\b{NAME}'s?\s+(?={PAPERS}\b)")  # "Vaswani's papers"
+AUTHOR_POSSESSIVE_RE = re.compile(rf"\b{NAME}'s?\s+(?=(?:[\w-]+\s+){{0,3}}{PAPERS}\b)")  # "Vaswani's (attention) papers"
 # loose: applied only when the index knows such an author ("What does Stable Diffusion propose" names a model)
 AUTHOR_SUBJECT_RE = re.compile(rf"\b(?:has|have|did|does)\s+{NAME}\s+(?=(?:propose|publish|introduce|present|write|develop|"
                                rf"work|stud|show|find|found)\w*\b)")
 AUTHOR_BY_RE = re.compile(rf"\bby\s+{NAME}{NAME_END}")
+# two adjacent words (overlapping: "a b c" gives "a b" and "b c"), for names typed without a marker
+TWO_WORDS_RE = re.compile(r"(?<![\w'-])(?=([A-Za-z][\w'-]*\.?)\s+([A-Za-z][\w'-]+)(?![\w'-]))")
 
 
 @dataclass(frozen=True)
@@ -168,16 +172,19 @@ def find(text: str, index: Index | None = None, today: date | None = None) -> Co
     text_out = YEAR_RANGE_RE.sub(year_range, text)
     text_out = YEAR_BOUND_RE.sub(lambda m: add(m, "year", _bound(m.group(1), int(m.group(2)))), text_out)
     text_out = YEAR_ADJECTIVE_RE.sub(lambda m: add(m, "year", m.group(1)), text_out)
+    text_out = YEAR_AFTER_PAPERS_RE.sub(lambda m: add(m, "year", m.group(2), m.group(1)), text_out)
     this_year = (today or date.today()).year
     text_out = YEARS_BACK_RE.sub(lambda m: add(m, "year", _back(m, this_year)), text_out)
     text_out = CATEGORY_RE.sub(lambda m: add(m, "category", _category(m.group(1))), text_out)
 
     def author(m: re.Match, replacement: str, explicit: bool) -> str:
         name = " ".join(m.group(1).split())
-        if not is_name(name) or not usable("author"):
+        if not is_name(name):
             return m.group(0)
-        if not explicit and name not in strict and (index is not None and not index.has_author(name)):
-            return m.group(0)  # "proposed by Google": not an author here, so a topic word
+        if not explicit and name not in strict and index is not None and not (index.has_field("author") and index.has_author(name)):
+            return m.group(0)  # "proposed by Google", "does PixelWorld propose": not an author here, so words of the topic
+        if explicit and not usable("author"):
+            return m.group(0)
         (strict if explicit else loose).append(name)
         return add(m, "author", name, replacement)
 
@@ -187,8 +194,21 @@ def find(text: str, index: Index | None = None, today: date | None = None) -> Co
     text_out = AUTHOR_POSSESSIVE_RE.sub(lambda m: author(m, " ", True), text_out)
     text_out = AUTHOR_SUBJECT_RE.sub(lambda m: author(m, m.group(0).split()[0] + " the author ", False), text_out)
     text_out = AUTHOR_BY_RE.sub(lambda m: author(m, " ", False), text_out)
+    if index is not None and not strict and not loose and index.has_field("author"):
+        text_out = _unmarked_author(text_out, index, loose, add)
     return Constraints(filters, tidy(text_out) if filters else text, tuple(dict.fromkeys(strict)),
                        tuple(dict.fromkeys(loose)), tuple(unavailable))
+
+
+def _unmarked_author(text: str, index: Index, loose: list, add) -> str:
+    """A terse query that names an author without a marker ("bo li diffusion papers"): two adjacent words that are
+    an indexed author's full name or initial and last name (never one word: last names are common words)."""
+    for m in TWO_WORDS_RE.finditer(text):
+        name = f"{m.group(1)} {m.group(2)}"
+        if is_name(name) and index.has_author(name):
+            loose.append(name)
+            return text[:m.start(1)] + add(m, "author", name) + text[m.end(2):]
+    return text
 
 
 def is_name(text: str) -> bool:
